@@ -1,0 +1,37 @@
+"""Batch-hard triplet loss over in-batch negatives (the course's Siamese-network loss)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def batch_hard_triplet_loss(v1: torch.Tensor, v2: torch.Tensor, margin: float = 0.25) -> torch.Tensor:
+    """Sum over the batch of the mean-negative and closest-negative triplet losses.
+
+    ``v1[i]`` and ``v2[i]`` are L2-normalised vectors of a duplicate pair; every ``v1[j]``
+    (j != i) is a negative for ``v2[i]``. With ``scores = v2 @ v1.T``:
+    ``mean_neg`` is the mean off-diagonal score of a row, ``closest_neg`` the largest
+    off-diagonal score still below the row's positive (hard-negative mining). Returns
+    ``sum_i relu(margin - pos_i + mean_neg_i) + relu(margin - pos_i + closest_neg_i)``.
+    """
+    scores = v2 @ v1.T
+    b = scores.shape[0]
+    eye = torch.eye(b, dtype=torch.bool, device=scores.device)
+    positive = scores.diagonal()
+    off_diagonal = scores.masked_fill(eye, 0.0)
+    mean_negative = off_diagonal.sum(dim=1) / (b - 1)
+    exclude = eye | (off_diagonal > positive.unsqueeze(1))
+    closest_negative = (off_diagonal - 2.0 * exclude.to(scores.dtype)).max(dim=1).values
+    loss_closest = torch.relu(margin - positive + closest_negative)
+    loss_mean = torch.relu(margin - positive + mean_negative)
+    return (loss_closest + loss_mean).sum()
+
+
+def pair_ranking_loss(positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.25) -> torch.Tensor:
+    """Hinge surrogate of ROC-AUC over labelled pairs: every duplicate should outscore every
+    labelled non-duplicate by ``margin``. Sum over the duplicates of the mean over non-duplicates.
+
+    In-batch negatives are random questions, mostly on other topics; Quora's labelled
+    non-duplicates share the topic and most words, which is what evaluation pairs look like.
+    """
+    return torch.relu(margin - positive.unsqueeze(1) + negative.unsqueeze(0)).mean(dim=1).sum()

@@ -1,0 +1,42 @@
+"""Small JSON manifests that travel with model and index folders and catch mismatches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from qsearch.errors import QsearchError
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a killed process leaves the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path, kind: str, version: int, hint: str) -> dict:
+    """Read a manifest and check its format; ``hint`` says what to run when it is wrong."""
+    if not path.exists():
+        raise QsearchError(f"{path.parent} is not a qsearch {kind} folder (no {path.name}); {hint}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise QsearchError(f"cannot read {path}: {e}; {hint}") from None
+    if data.get("format") != f"qsearch-{kind}":
+        raise QsearchError(f"{path} is not a qsearch {kind} manifest; {hint}")
+    if data.get("format_version") != version:
+        raise QsearchError(
+            f"{path} has format version {data.get('format_version')}, this qsearch reads {version}; {hint}"
+        )
+    return data
