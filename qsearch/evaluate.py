@@ -1,0 +1,88 @@
+"""Pair classification and retrieval metrics, and the validation-chosen threshold.
+
+Plain numpy so that ``qsearch evaluate`` needs neither torch nor scikit-learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pair_scores(encoder, q1: list[str], q2: list[str]) -> np.ndarray:
+    """Cosine similarity of each pair (rows are unit vectors, so a dot product)."""
+    v1, v2 = encoder.encode(q1), encoder.encode(q2)
+    return np.einsum("ij,ij->i", v1, v2)
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rate, true-positive rate and thresholds, one point per distinct score."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order].astype(np.float64)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps, fps = np.cumsum(y)[last], np.cumsum(1 - y)[last]
+    pos, neg = max(tps[-1], 1), max(fps[-1], 1)
+    return np.r_[0, fps / neg], np.r_[0, tps / pos], np.r_[np.inf, s[last]]
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count one half), via the trapezoid rule."""
+    fpr, tpr, _ = roc_curve(scores, labels)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def threshold_sweep(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy and F1 of 'duplicate if score > t' for each distinct cut of the scores.
+
+    Each cut t lies midway between two neighbouring distinct scores (the first one at the top
+    score: nothing predicted; the last one below the lowest: everything predicted).
+    """
+    fpr, tpr, thr = roc_curve(scores, labels)
+    distinct = thr[1:]
+    below = np.r_[distinct[1:], distinct[-1] - 1.0]
+    cuts = np.r_[distinct[0], (distinct + below) / 2]
+    pos, n = labels.sum(), len(labels)
+    tp, fp = tpr * pos, fpr * (n - pos)
+    acc = (tp + (n - pos - fp)) / n
+    f1 = np.divide(2 * tp, tp + fp + pos, out=np.zeros_like(tp), where=(tp + fp + pos) > 0)
+    return cuts, acc, f1
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The accuracy-best threshold (used everywhere) and the F1-best one (reported)."""
+    thr, acc, f1 = threshold_sweep(scores, labels)
+    return {"accuracy": float(thr[np.argmax(acc)]), "f1": float(thr[np.argmax(f1)])}
+
+
+def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """Accuracy, confusion matrix [[tn fp] [fn tp]], precision, recall, F1, ROC-AUC."""
+    labels = labels.astype(bool)
+    pred = scores > threshold
+    tp = int((pred & labels).sum())
+    fp = int((pred & ~labels).sum())
+    fn = int((~pred & labels).sum())
+    tn = int((~pred & ~labels).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "pairs": int(len(labels)),
+        "threshold": float(threshold),
+        "accuracy": (tp + tn) / len(labels),
+        "confusion_matrix": [[tn, fp], [fn, tp]],
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": roc_auc(scores, labels) if 0 < labels.sum() < len(labels) else float("nan"),
+    }
+
+
+def retrieval_metrics(ranked_ids: np.ndarray, relevant: list[set[int]]) -> dict:
+    """Recall@1, Recall@10 and MRR@10 for ranked result ids (one row per query)."""
+    r1 = r10 = mrr = 0.0
+    for row, rel in zip(ranked_ids, relevant):
+        hits = [rank for rank, i in enumerate(row[:10]) if i in rel]
+        r1 += bool(hits) and hits[0] == 0
+        r10 += len(hits) / len(rel) if rel else 0.0
+        mrr += 1.0 / (hits[0] + 1) if hits else 0.0
+    n = max(len(relevant), 1)
+    return {"queries": len(relevant), "recall@1": r1 / n, "recall@10": r10 / n, "mrr@10": mrr / n}
