@@ -1,0 +1,316 @@
+"""SearchEngine: a FAISS index beside a SQLite store, with the model that built it.
+
+Folder layout (``indexes/default/`` by default)::
+
+    CURRENT            name of the live generation, replaced atomically
+    g00002/            one generation: index.json, questions.db, vectors.faiss, model/
+    .lock              held by writers (build, add)
+
+``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
+build leaves the previous index working. ``add`` commits to SQLite first (the source of
+truth), then updates FAISS; rows a killed ``add`` left out of FAISS are encoded again on open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qsearch import index as vindex
+from qsearch.encoder import Encoder
+from qsearch.errors import QsearchError
+from qsearch.manifest import read_manifest, write_json
+from qsearch.paths import DEFAULT_INDEX
+from qsearch.store import Store
+
+INDEX_FORMAT_VERSION = 1
+MAX_QUESTION_CHARS = 10_000
+CHECKPOINT_EVERY = 1000
+_BUILD_HINT = "run `qsearch build-index` (add --index DIR for another folder)"
+
+
+@dataclass
+class Match:
+    """One neighbour of a query: its store id, text, cosine score, and the verdict."""
+
+    id: int
+    text: str
+    score: float
+    duplicate: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def clean_questions(questions: Iterable[str]) -> list[str]:
+    """Strip whitespace; refuse a blank question (a clear error rather than a silent skip).
+
+    Very long questions are kept: the encoder reads only the first ``max_len`` tokens, and the
+    store keeps up to ``MAX_QUESTION_CHARS`` characters of text.
+    """
+    if isinstance(questions, str):
+        raise TypeError("pass a list of questions, not a single string")
+    cleaned = []
+    for n, q in enumerate(questions, 1):
+        if not isinstance(q, str):
+            raise QsearchError(f"question {n} is not text")
+        q = q.strip()
+        if not q:
+            raise QsearchError(f"question {n} is empty; give a question with some words")
+        cleaned.append(q[:MAX_QUESTION_CHARS])
+    if not cleaned:
+        raise QsearchError("no question given")
+    return cleaned
+
+
+@contextmanager
+def _writer_lock(root: Path):
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class _ReadWriteLock:
+    """Many readers or one writer: FAISS may be searched by many threads, but not while it grows."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def reading(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and not self._readers)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SearchEngine:
+    """Find the known questions nearest to new ones; add new ones as they come."""
+
+    def __init__(self, root: Path, generation: Path, manifest: dict, encoder: Encoder, store: Store, index):
+        self.root, self.generation, self.manifest = root, generation, manifest
+        self.encoder, self.store, self.index = encoder, store, index
+        self._write = threading.Lock()
+        self._faiss = _ReadWriteLock()
+        self._pending = 0
+
+    # ---- building -------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        questions: Iterable[str],
+        encoder: Encoder | None = None,
+        path: Path | str = DEFAULT_INDEX,
+        index_type: str = "flat",
+        progress: Callable | None = None,
+        source: str = "",
+    ) -> "SearchEngine":
+        """Index ``questions`` (blank ones skipped, exact repeats stored once) into ``path``.
+
+        ``progress(done, total)`` is called while encoding. The new index replaces the one
+        at ``path`` only once it is complete.
+        """
+        encoder = encoder or Encoder.load()
+        root = Path(path)
+        if root.exists() and not root.is_dir():
+            raise QsearchError(f"{root} is a file, not an index folder")
+        if root.is_dir() and any(root.iterdir()) and not (root / "CURRENT").exists():
+            raise QsearchError(f"{root} exists and is not a qsearch index; pick an empty or new --index folder")
+        texts = list(dict.fromkeys(q.strip()[:MAX_QUESTION_CHARS] for q in questions if q and q.strip()))
+        if not texts:
+            raise QsearchError("no questions to index (every one was empty)")
+        vindex.new_index(encoder.dim, index_type)
+        with _writer_lock(root):
+            current = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "g00000"
+            gen = root / f"g{int(current[1:]) + 1:05d}"
+            shutil.rmtree(gen, ignore_errors=True)
+            gen.mkdir(parents=True)
+            started = time.perf_counter()
+            store = Store.create(gen / "questions.db", texts)
+            index = vindex.new_index(encoder.dim, index_type)
+            step = 20000
+            for start in range(0, len(texts), step):
+                chunk = texts[start : start + step]
+                index.add_with_ids(encoder.encode(chunk), np.arange(start + 1, start + 1 + len(chunk), dtype=np.int64))
+                if progress:
+                    progress(start + len(chunk), len(texts))
+            vindex.save(index, gen / "vectors.faiss")
+            encoder.save(gen / "model")
+            manifest = {
+                "format": "qsearch-index",
+                "format_version": INDEX_FORMAT_VERSION,
+                "index_type": index_type,
+                "factory": vindex.FACTORIES[index_type],
+                "dim": encoder.dim,
+                "model": encoder.name,
+                "vocab_sha256": encoder.manifest["vocab_sha256"],
+                "threshold": encoder.threshold,
+                "questions_at_build": len(texts),
+                "source": source,
+                "build_seconds": round(time.perf_counter() - started, 2),
+            }
+            write_json(gen / "index.json", manifest)
+            store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            _fsync_dir(gen)
+            tmp = root / "CURRENT.tmp"
+            tmp.write_text(gen.name + "\n")
+            os.replace(tmp, root / "CURRENT")
+            _fsync_dir(root)
+            for old in root.glob("g[0-9]*"):
+                if old != gen:
+                    shutil.rmtree(old, ignore_errors=True)
+        return cls(root, gen, manifest, Encoder.load(gen / "model"), store, index)
+
+    # ---- opening --------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str = DEFAULT_INDEX, encoder: Encoder | None = None) -> "SearchEngine":
+        """Open an index; check that store, index and model agree; catch up on unindexed rows."""
+        root = Path(path)
+        if not (root / "CURRENT").exists():
+            if not root.exists():
+                raise QsearchError(f"no index at {root}; {_BUILD_HINT}")
+            raise QsearchError(f"{root} is not a qsearch index (no CURRENT file); {_BUILD_HINT}")
+        gen = root / (root / "CURRENT").read_text().strip()
+        manifest = read_manifest(gen / "index.json", "index", INDEX_FORMAT_VERSION, _BUILD_HINT)
+        own = Encoder.load(gen / "model")
+        if encoder is not None and (
+            encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]
+        ):
+            raise QsearchError(
+                f"the index at {root} was built with another model (dim {manifest['dim']}, vocabulary "
+                f"{manifest['vocab_sha256'][:12]}); rebuild it with `qsearch build-index --model YOUR_MODEL --index {root}`"
+            )
+        if own.manifest["vocab_sha256"] != manifest["vocab_sha256"] or own.dim != manifest["dim"]:
+            raise QsearchError(f"the model inside {gen} does not match its index; {_BUILD_HINT}")
+        index = vindex.load(gen / "vectors.faiss", manifest["index_type"])
+        if index.d != manifest["dim"]:
+            raise QsearchError(f"{gen}/vectors.faiss has dimension {index.d}, the model {manifest['dim']}; {_BUILD_HINT}")
+        store = Store(gen / "questions.db")
+        engine = cls(root, gen, manifest, own, store, index)
+        engine._catch_up()
+        return engine
+
+    def _catch_up(self) -> None:
+        """Index rows that are in the store but not in FAISS (an ``add`` killed midway).
+
+        The store is the source of truth: ids in FAISS but not in the store mean the files
+        come from different builds, which cannot be repaired here.
+        """
+        ids = vindex.indexed_ids(self.index)
+        missing = self.store.rows_missing_from(ids)
+        if len(ids) + len(missing) != len(self.store):
+            raise QsearchError(f"the vector index in {self.generation} holds ids the store lacks; {_BUILD_HINT}")
+        if missing:
+            self.index.add_with_ids(
+                self.encoder.encode([t for _, t in missing]), np.array([i for i, _ in missing], dtype=np.int64)
+            )
+            self._pending += len(missing)
+
+    # ---- using ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def threshold(self) -> float:
+        return self.encoder.threshold
+
+    def search(self, questions: list[str], k: int = 5, threshold: float | None = None) -> list[list[Match]]:
+        """The ``k`` nearest known questions for each question, best first."""
+        questions = clean_questions(questions)
+        return self._search_vectors(self.encoder.encode(questions), k, threshold)
+
+    def _search_vectors(self, vectors: np.ndarray, k: int, threshold: float | None) -> list[list[Match]]:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise QsearchError(f"k must be a whole number of at least 1, got {k!r}")
+        threshold = self.threshold if threshold is None else float(threshold)
+        if len(self) == 0:
+            return [[] for _ in vectors]
+        with self._faiss.reading():
+            scores, ids = self.index.search(vectors, min(k, len(self)))
+        texts = self.store.texts(i for i in ids.ravel() if i >= 0)
+        return [
+            [Match(int(i), texts[int(i)], float(s), bool(s > threshold)) for s, i in zip(row_s, row_i) if i >= 0]
+            for row_s, row_i in zip(scores, ids)
+        ]
+
+    def add(self, questions: list[str]) -> list[int]:
+        """Add questions (exact repeats of stored ones are not added again); return their ids."""
+        return self.search_and_add(questions, k=0)[0]
+
+    def search_and_add(
+        self, questions: list[str], k: int = 5, threshold: float | None = None
+    ) -> tuple[list[int], list[list[Match]]]:
+        """The forum flow: the duplicates already known for each question, then add them.
+
+        Returns the ids of the questions and, for ``k`` >= 1, their matches before adding.
+        """
+        questions = clean_questions(questions)
+        vectors = self.encoder.encode(questions)
+        with self._write, _writer_lock(self.root):
+            matches = self._search_vectors(vectors, k, threshold) if k else []
+            ids, fresh = self.store.insert_new(questions)
+            if fresh:
+                row = {i: n for n, i in enumerate(ids)}
+                with self._faiss.writing():
+                    self.index.add_with_ids(vectors[[row[i] for i in fresh]], np.array(fresh, dtype=np.int64))
+                self._pending += len(fresh)
+            if self._pending >= CHECKPOINT_EVERY:
+                self.save()
+        return ids, matches
+
+    def save(self) -> None:
+        """Write the FAISS checkpoint if rows were added since it was last written.
+
+        Added rows are safe in SQLite as soon as ``add`` returns; the checkpoint only spares
+        the next ``open`` from encoding them again.
+        """
+        if self._pending:
+            with self._faiss.reading():
+                vindex.save(self.index, self.generation / "vectors.faiss")
+            self._pending = 0
+
+    def close(self) -> None:
+        """Write the checkpoint and close the store."""
+        with self._write, _writer_lock(self.root):
+            self.save()
+        self.store.close()

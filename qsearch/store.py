@@ -1,0 +1,119 @@
+"""SQLite store of question texts: the source of truth for ids and texts.
+
+Writes go through sqlite-utils (table creation, batched inserts); reads use the standard
+library's ``sqlite3`` directly, because importing sqlite-utils pulls in pandas (~0.6 s) and a
+cold ``qsearch query`` should not pay for that. WAL mode; every SQL statement is parameterised.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+TABLE = "questions"
+
+
+class Store:
+    """Questions keyed by an integer id that is also their FAISS id.
+
+    One connection writes; each thread reads through a connection of its own, so a search
+    running beside an add sees only committed rows (WAL lets readers and the writer overlap).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self.conn = self._connect()
+        self.conn.execute("PRAGMA journal_mode=WAL")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            self._readers.append(conn)
+        return conn
+
+    @classmethod
+    def create(cls, path: Path, texts: Iterable[str]) -> "Store":
+        """A new store holding ``texts`` (already unique) with ids 1..n in order."""
+        import sqlite_utils
+
+        store = cls(path)
+        db = sqlite_utils.Database(store.conn)
+        db[TABLE].create({"id": int, "text": str}, pk="id", not_null={"text"})
+        db[TABLE].create_index(["text"], unique=True)
+        with store.conn:
+            store.conn.execute("BEGIN")
+            db[TABLE].insert_all(({"id": i, "text": t} for i, t in enumerate(texts, 1)), batch_size=10000)
+        return store
+
+    def insert_new(self, texts: list[str]) -> tuple[list[int], list[int]]:
+        """Insert the texts not stored yet; return (id of every text, ids of the new ones).
+
+        The caller holds the index's writer lock, so no other writer runs between the look-up
+        and the insert; the insert is committed before this returns.
+        """
+        import sqlite_utils
+
+        known = self._ids_of(self.conn, texts)
+        fresh = list(dict.fromkeys(t for t in texts if t not in known))
+        if fresh:
+            sqlite_utils.Database(self.conn)[TABLE].insert_all(({"text": t} for t in fresh), batch_size=10000)
+        ids = self._ids_of(self.conn, texts)
+        return [ids[t] for t in texts], [ids[t] for t in fresh]
+
+    def ids_of(self, texts: list[str]) -> dict[str, int]:
+        """Id of each text already stored (exact match)."""
+        return self._ids_of(self.reader, texts)
+
+    @staticmethod
+    def _ids_of(conn: sqlite3.Connection, texts: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(texts))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                (t, i) for i, t in conn.execute(f"SELECT id, text FROM {TABLE} WHERE text IN ({marks})", chunk)
+            )
+        return found
+
+    def texts(self, ids: Iterable[int]) -> dict[int, str]:
+        """Text of each id."""
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        found: dict[int, str] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self.reader.execute(f"SELECT id, text FROM {TABLE} WHERE id IN ({marks})", chunk))
+        return found
+
+    def rows_missing_from(self, indexed_ids: np.ndarray) -> list[tuple[int, str]]:
+        """Rows whose id is not among ``indexed_ids`` (written here, not yet in the vector index)."""
+        count, top = self.reader.execute(f"SELECT count(*), max(id) FROM {TABLE}").fetchone()
+        if count == len(indexed_ids) and (count == 0 or top == int(indexed_ids.max())):
+            return []
+        have = set(indexed_ids.tolist())
+        return [(i, t) for i, t in self.reader.execute(f"SELECT id, text FROM {TABLE} ORDER BY id") if i not in have]
+
+    def all_ids(self) -> np.ndarray:
+        return np.fromiter((i for (i,) in self.reader.execute(f"SELECT id FROM {TABLE}")), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.reader.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+
+    def close(self) -> None:
+        for conn in self._readers:
+            conn.close()
+        self.conn.close()
