@@ -1,0 +1,318 @@
+"""The ``qsearch`` command: a thin typer layer over the Python API.
+
+Imports are done inside each command, so that ``qsearch query`` loads neither torch nor pandas.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: the encoder's per-step matmuls are small, and FAISS/torch set their own.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from qsearch.errors import QsearchError
+from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help=(
+        "Find duplicate questions: a Siamese LSTM encoder, a FAISS index and a SQLite store.\n\n"
+        "Example, from a fresh clone:\n\n"
+        "    qsearch build-index && qsearch query \"How old are you?\""
+    ),
+)
+
+IndexOpt = typer.Option(DEFAULT_INDEX, "--index", help="Index folder (built by build-index).")
+ModelOpt = typer.Option(None, "--model", help="Model folder; default: the bundled model.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def _questions(questions: list[str] | None, file: Path | None, column: str | None) -> list[str]:
+    from qsearch.data import load_questions
+
+    found = list(questions or [])
+    if file is not None:
+        found += load_questions(file, column)
+    if not found:
+        raise QsearchError("give at least one question, as an argument or with --file")
+    return found
+
+
+def _print_matches(results, queries: list[str], as_json: bool) -> None:
+    if as_json:
+        out = [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    for q, ms in zip(queries, results):
+        typer.echo(q)
+        if not ms:
+            typer.echo("  (the index is empty)")
+        for m in ms:
+            mark = "duplicate" if m.duplicate else "         "
+            typer.echo(f"  {m.score:6.3f}  {mark}  {m.text}  [#{m.id}]")
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(DEFAULT_PAIRS, help="Labelled pairs: CSV/TSV (gzip ok) with question1, question2, is_duplicate."),
+    out: Path = typer.Option(Path("models/qsearch-lstm"), help="Model folder to write."),
+    epochs: int = typer.Option(12, min=1, help="Most epochs; the best validation epoch is kept."),
+    batch_size: int = typer.Option(256, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
+    lr: float = typer.Option(2e-3, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
+    dim: int = typer.Option(128, min=2, help="Vector size."),
+    margin: float = typer.Option(0.25, help="Triplet-loss margin."),
+    transitive: bool = typer.Option(True, help="Also train on duplicates implied by transitivity (a~b, b~c => a~c)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed and data give the same model."),
+) -> None:
+    """Train the Siamese LSTM on the train part of a pairs file and write a model folder.
+
+    The threshold is chosen on the validation part; validation and test metrics go into
+    the folder's model.json.
+
+    Example: qsearch train --epochs 3 --out models/try1
+    """
+    import torch
+    from tqdm import tqdm
+
+    from qsearch.train import TrainConfig, calibrate_and_save, train as run_training
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    config = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, margin=margin, transitive=transitive, seed=seed)
+    trained = run_training(
+        config,
+        log=lambda m: typer.echo(m, err=True),
+        progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, leave=False, file=sys.stderr),
+    )
+    calibrate_and_save(trained, config, out, log=typer.echo)
+    typer.echo(f"model written to {out}")
+
+
+@app.command()
+def evaluate(
+    data: Optional[Path] = typer.Option(None, help="Labelled pairs file; default: the bundled pairs."),
+    part: Optional[str] = typer.Option(None, help="all, train, validation or test; default: test of the bundled data, all of --data."),
+    model: Optional[Path] = ModelOpt,
+    threshold: Optional[float] = typer.Option(None, help="Override the model's threshold."),
+    as_json: bool = JsonOpt,
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG: ROC curve and accuracy/F1 against the threshold."),
+    retrieval: bool = typer.Option(False, help="Also measure retrieval of the test duplicates against --index."),
+    index: Path = IndexOpt,
+) -> None:
+    """Pair classification metrics: accuracy, confusion matrix, precision, recall, F1, ROC-AUC.
+
+    Example: qsearch evaluate --json
+    """
+    from qsearch import report
+
+    result = report.evaluate_pairs(data, part, model, threshold, plot)
+    if retrieval:
+        result["retrieval"] = report.evaluate_retrieval(data, index)
+    typer.echo(json.dumps(result, indent=2) if as_json else report.format_evaluation(result))
+
+
+@app.command()
+def compare(
+    question1: str = typer.Argument(..., help="First question."),
+    question2: str = typer.Argument(..., help="Second question."),
+    model: Optional[Path] = ModelOpt,
+    threshold: Optional[float] = typer.Option(None, help="Override the model's threshold."),
+) -> None:
+    """Cosine similarity of two questions and whether they are duplicates.
+
+    Example: qsearch compare "When will I see you?" "When can I see you again?"
+    """
+    from qsearch.encoder import Encoder
+    from qsearch.search import clean_questions
+
+    encoder = Encoder.load(model)
+    v = encoder.encode(clean_questions([question1, question2]))
+    score = float(v[0] @ v[1])
+    cut = encoder.threshold if threshold is None else threshold
+    verdict = "duplicate" if score > cut else "not duplicate"
+    typer.echo(f"cosine {score:.4f}  threshold {cut:.4f}  {verdict}")
+
+
+@app.command("build-index")
+def build_index(
+    questions: Optional[Path] = typer.Option(
+        None, help="CSV/TSV with a question column, or plain text one question a line (gzip ok). Default: the bundled data."
+    ),
+    column: Optional[str] = typer.Option(None, help="Column holding the questions (default: question)."),
+    model: Optional[Path] = ModelOpt,
+    index: Path = IndexOpt,
+    index_type: str = typer.Option(
+        "flat", help="flat: exact search, best up to a few hundred thousand questions. hnsw: approximate graph search "
+        "(recall@10 about 0.99), for a million questions and more; slower to build."
+    ),
+) -> None:
+    """Embed every question once into a FAISS index beside a SQLite store of the texts.
+
+    Example: qsearch build-index --questions my_questions.txt --index indexes/mine
+    """
+    import time
+
+    import faiss
+    from tqdm import tqdm
+
+    from qsearch.data import default_questions, load_questions
+    from qsearch.encoder import Encoder
+    from qsearch.search import SearchEngine
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    encoder = Encoder.load(model)
+    texts = load_questions(questions, column) if questions else default_questions()
+    started = time.perf_counter()
+    with tqdm(total=len(texts), unit="q", desc="encoding", file=sys.stderr, leave=False) as bar:
+        engine = SearchEngine.build(
+            texts, encoder, index, index_type, progress=lambda done, total: bar.update(done - bar.n),
+            source=str(questions) if questions else "bundled data",
+        )
+    typer.echo(
+        f"indexed {len(engine)} unique questions (of {len(texts)} read) into {index} "
+        f"({index_type}) in {time.perf_counter() - started:.1f}s"
+    )
+
+
+@app.command()
+def query(
+    questions: Optional[list[str]] = typer.Argument(None, help="One or more questions."),
+    file: Optional[Path] = typer.Option(None, help="Read questions from a file (as build-index reads them)."),
+    column: Optional[str] = typer.Option(None, help="Column of --file holding the questions."),
+    k: int = typer.Option(5, "--k", "-k", help="Neighbours to show per question (at least 1)."),
+    threshold: Optional[float] = typer.Option(None, help="Cosine above which a match is a duplicate; default: the model's."),
+    index: Path = IndexOpt,
+    model: Optional[Path] = typer.Option(None, help="Check that the index was built with this model folder."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The nearest known questions, those above the threshold marked as duplicates.
+
+    Example: qsearch query "How old are you?" "How do I learn Python?" -k 3 --json
+    """
+    from qsearch.encoder import Encoder
+    from qsearch.search import SearchEngine
+
+    texts = _questions(questions, file, column)
+    if k < 1:
+        raise QsearchError(f"--k must be at least 1, got {k}")
+    engine = SearchEngine.open(index, Encoder.load(model) if model else None)
+    _print_matches(engine.search(texts, k, threshold), texts, as_json)
+
+
+@app.command()
+def add(
+    questions: Optional[list[str]] = typer.Argument(None, help="One or more new questions."),
+    file: Optional[Path] = typer.Option(None, help="Read questions from a file (as build-index reads them)."),
+    column: Optional[str] = typer.Option(None, help="Column of --file holding the questions."),
+    k: int = typer.Option(5, "--k", "-k", help="Existing neighbours to report per question (at least 1)."),
+    threshold: Optional[float] = typer.Option(None, help="Cosine above which a match is a duplicate; default: the model's."),
+    index: Path = IndexOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Report the existing duplicates of new questions, then add them to the index and store.
+
+    An exact repeat of a stored question is not added again.
+
+    Example: qsearch add "Which moon of Jupiter has the thickest ice?"
+    """
+    from qsearch.search import SearchEngine, clean_questions
+
+    texts = clean_questions(_questions(questions, file, column))
+    if k < 1:
+        raise QsearchError(f"--k must be at least 1, got {k}")
+    engine = SearchEngine.open(index)
+    before = len(engine)
+    ids, matches = engine.search_and_add(texts, k, threshold)
+    engine.close()
+    if as_json:
+        out = [{"query": q, "id": i, "matches": [m.to_dict() for m in ms]} for q, i, ms in zip(texts, ids, matches)]
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    _print_matches(matches, texts, False)
+    typer.echo(f"added {len(engine) - before} new question(s) (ids {', '.join(map(str, ids))}); the index holds {len(engine)}")
+
+
+@app.command()
+def serve(
+    index: Path = IndexOpt,
+    host: str = typer.Option("127.0.0.1", help="Address to bind; loopback by default. Anything else exposes the API."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Serve /health, /search and /add over HTTP (FastAPI; docs at /docs).
+
+    Example: qsearch serve --port 8000, then
+    curl -s localhost:8000/search -H 'content-type: application/json' -d '{"query": "How old are you?"}'
+    """
+    from qsearch.server import serve as run_server
+
+    typer.echo(f"serving {index} on http://{host}:{port} (docs at /docs); Ctrl-C stops", err=True)
+    run_server(index, host, port)
+
+
+@app.command()
+def dedup(
+    file: Path = typer.Argument(..., help="CSV/TSV with a question column, or plain text one question a line (gzip ok)."),
+    column: Optional[str] = typer.Option(None, help="Column holding the questions (default: question)."),
+    out: Optional[Path] = typer.Option(None, help="Write the rows with cluster and cluster_size columns to this CSV."),
+    threshold: Optional[float] = typer.Option(None, help="Cosine above which two questions are duplicates; default: the model's."),
+    against: Optional[Path] = typer.Option(None, help="Also match every row against this index folder."),
+    model: Optional[Path] = ModelOpt,
+) -> None:
+    """Group the duplicate questions inside a file into clusters.
+
+    Example: qsearch dedup archive.csv --column title --out clustered.csv
+    """
+    import time
+
+    from qsearch import dedup as dd
+    from qsearch.encoder import Encoder
+    from qsearch.search import SearchEngine
+
+    started = time.perf_counter()
+    rows, col = dd.read_rows(file, column)
+    engine = SearchEngine.open(against) if against else None
+    encoder = engine.encoder if engine else Encoder.load(model)
+    result = dd.dedup(rows, col, encoder, threshold, engine)
+    clusters = result.rows.loc[result.rows["cluster_size"] > 1, "cluster"].nunique()
+    in_clusters = int((result.rows["cluster_size"] > 1).sum())
+    if out:
+        try:
+            result.rows.to_csv(out, index=False)
+        except OSError as e:
+            raise QsearchError(f"cannot write {out}: {e.strerror}") from None
+    typer.echo(
+        f"{len(result.rows)} rows: {clusters} clusters of duplicates holding {in_clusters} rows "
+        f"(threshold {result.threshold:.3f}, {time.perf_counter() - started:.1f}s)" + (f"; written to {out}" if out else "")
+    )
+    if not out:
+        for n, group in enumerate(result.largest(5), 1):
+            typer.echo(f"cluster {n} ({len(group)} questions):")
+            for text in group[:5]:
+                typer.echo(f"  {text}")
+            if len(group) > 5:
+                typer.echo(f"  ... and {len(group) - 5} more")
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line on stderr and exit 1, never a traceback.
+
+    Usage errors (a missing argument, a bad option) are typer's: usage line, exit code 2.
+    """
+    try:
+        app()
+    except QsearchError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
