@@ -38,14 +38,17 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
 def _questions(questions: list[str] | None, file: Path | None, column: str | None) -> list[str]:
-    from qsearch.data import load_questions
+    """Questions from the arguments and --file, stripped; a blank one is refused."""
+    from qsearch.search import clean_questions
 
     found = list(questions or [])
     if file is not None:
+        from qsearch.data import load_questions
+
         found += load_questions(file, column)
     if not found:
         raise QsearchError("give at least one question, as an argument or with --file")
-    return found
+    return clean_questions(found)
 
 
 def _print_matches(results, queries: list[str], as_json: bool) -> None:
@@ -224,9 +227,9 @@ def add(
 
     Example: qsearch add "Which moon of Jupiter has the thickest ice?"
     """
-    from qsearch.search import SearchEngine, clean_questions
+    from qsearch.search import SearchEngine
 
-    texts = clean_questions(_questions(questions, file, column))
+    texts = _questions(questions, file, column)
     if k < 1:
         raise QsearchError(f"--k must be at least 1, got {k}")
     engine = SearchEngine.open(index)

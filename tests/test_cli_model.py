@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+
+from qsearch import Encoder
+from conftest import run_cli
+
+
+def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
+    out = tmp_path / "model"
+    run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--batch-size", "64")
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["model"]["dim"] == 16
+    assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64
+    assert {"validation", "test"} <= set(manifest["metrics"])
+    assert manifest["threshold"] == manifest["metrics"]["validation"]["threshold"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors", "vocab.txt"]
+
+
+def test_same_seed_gives_the_same_model(pairs_slice, tmp_path):
+    from qsearch.train import TrainConfig, train
+
+    config = TrainConfig(data=pairs_slice, epochs=1, dim=8, embed_dim=8, batch_size=64, threads=1, seed=3)
+    a, b = train(config, log=lambda m: None), train(config, log=lambda m: None)
+    texts = ["How old are you?", "What is love?"]
+    assert np.array_equal(a.encode(texts), b.encode(texts))
+
+
+def test_evaluate_json_reports_every_metric(tiny_model, pairs_slice, tmp_path):
+    plot = tmp_path / "roc.png"
+    out = run_cli("evaluate", "--model", str(tiny_model), "--data", str(pairs_slice), "--part", "test", "--json", "--plot", str(plot))
+    result = json.loads(out.stdout)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "threshold", "confusion_matrix"):
+        assert key in result
+    (tn, fp), (fn, tp) = result["confusion_matrix"]
+    assert tn + fp + fn + tp == result["pairs"]
+    assert result["threshold"] == Encoder.load(tiny_model).threshold
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_threshold_override(tiny_model, pairs_slice):
+    out = run_cli("evaluate", "--model", str(tiny_model), "--data", str(pairs_slice), "--threshold", "2", "--json")
+    result = json.loads(out.stdout)
+    assert result["threshold"] == 2 and result["recall"] == 0
+
+
+def test_compare_prints_cosine_and_verdict(tiny_model):
+    out = run_cli("compare", "When will I see you?", "When will I see you?", "--model", str(tiny_model))
+    assert out.stdout.startswith("cosine 1.0000") and out.stdout.strip().endswith("duplicate")
+
+
+def test_training_on_a_file_without_duplicates_is_a_clear_error(tmp_path):
+    data = tmp_path / "nodups.csv"
+    data.write_text("id,question1,question2,is_duplicate\n" + "".join(f"{i},q{i} a,q{i} b,0\n" for i in range(50)))
+    result = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), check=False)
+    assert result.returncode == 1 and "no duplicate pairs" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_a_file_without_the_columns_is_a_clear_error(tmp_path):
+    data = tmp_path / "wrong.csv"
+    data.write_text("a,b\n1,2\n")
+    result = run_cli("evaluate", "--data", str(data), check=False)
+    assert result.returncode == 1 and "no column(s)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_command_has_an_example_in_its_help():
+    for command in ("train", "evaluate", "compare", "build-index", "query", "add"):
+        assert "Example" in run_cli(command, "--help").stdout
+    assert "Example" in run_cli("--help").stdout

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from qsearch import Encoder
+from qsearch.errors import QsearchError
+from qsearch.model import LSTMEncoder, batch_tensors
+
+
+def test_encode_gives_unit_float32_rows(tiny_model):
+    encoder = Encoder.load(tiny_model)
+    v = encoder.encode(["How old are you?", "What is the capital of France?"])
+    assert v.dtype == np.float32 and v.shape == (2, encoder.dim)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_padding_does_not_change_a_questions_vector(tiny_model):
+    encoder = Encoder.load(tiny_model)
+    short = "How old are you?"
+    long = "What is the best way to learn the piano as an adult who has never played any instrument before?"
+    alone = encoder.encode([short])[0]
+    in_batch = encoder.encode([long, short, "Why?"])[1]
+    assert np.allclose(alone, in_batch, atol=1e-6)
+
+
+def test_torch_module_masks_padding_too(tiny_model):
+    encoder = Encoder.load(tiny_model)
+    from qsearch.model import ModelConfig
+
+    module = LSTMEncoder(ModelConfig(**encoder.manifest["model"]))
+    module.load_state_dict({k: torch.tensor(v.astype(np.float32)) for k, v in encoder.weights.items()})
+    module.eval()
+    ids = encoder.token_ids(["How old are you?", "What is the best way to learn the piano as an adult?"])
+    with torch.no_grad():
+        alone = module(*batch_tensors(ids[:1]))[0]
+        padded = module(*batch_tensors(ids))[0]
+    assert torch.allclose(alone, padded, atol=1e-6)
+
+
+def test_numpy_inference_matches_the_torch_module(tiny_model):
+    encoder = Encoder.load(tiny_model)
+    from qsearch.model import ModelConfig
+
+    module = LSTMEncoder(ModelConfig(**encoder.manifest["model"]))
+    module.load_state_dict({k: torch.tensor(v.astype(np.float32)) for k, v in encoder.weights.items()})
+    module.eval()
+    texts = ["How old are you?", "Which is the best laptop under 500 dollars for programming?", "Why?"]
+    with torch.no_grad():
+        expected = module(*batch_tensors(encoder.token_ids(texts))).numpy()
+    assert np.allclose(encoder.encode(texts), expected, atol=1e-5)
+
+
+def test_save_load_round_trip_gives_identical_vectors(tiny_model, tmp_path):
+    encoder = Encoder.load(tiny_model)
+    encoder.save(tmp_path / "copy")
+    texts = ["How do I learn Python?", "Is Mars habitable?"]
+    assert np.array_equal(encoder.encode(texts), Encoder.load(tmp_path / "copy").encode(texts))
+    assert Encoder.load(tmp_path / "copy").threshold == encoder.threshold
+
+
+def test_long_questions_are_truncated_and_odd_ones_encode(tiny_model):
+    encoder = Encoder.load(tiny_model)
+    huge = "why " * 50_000
+    v = encoder.encode([huge, "¿Qué es la vida? 日本語 � 🙂", "", "   "])
+    assert np.allclose(np.linalg.norm(v[:2], axis=1), 1.0, atol=1e-5)
+    assert not v[2:].any()
+
+
+def test_default_model_loads_without_arguments():
+    encoder = Encoder.load()
+    assert encoder.dim == 128 and 0 < encoder.threshold < 1
+
+
+def test_a_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
+    with pytest.raises(QsearchError, match="not a qsearch model folder"):
+        Encoder.load(tmp_path)
+    with pytest.raises(QsearchError, match="model folder not found"):
+        Encoder.load(tmp_path / "missing")
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(QsearchError, match="cannot read"):
+        Encoder.load(tmp_path)

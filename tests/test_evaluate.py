@@ -1,0 +1,37 @@
+import numpy as np
+
+from qsearch.evaluate import choose_threshold, classification_metrics, retrieval_metrics, roc_auc
+
+
+def test_metrics_on_a_hand_checked_example():
+    scores = np.array([0.9, 0.8, 0.4, 0.3, 0.7])
+    labels = np.array([1, 0, 1, 0, 0])
+    m = classification_metrics(scores, labels, 0.5)
+    assert m["confusion_matrix"] == [[1, 2], [1, 1]]
+    assert m["accuracy"] == 0.4 and m["precision"] == 1 / 3 and m["recall"] == 0.5
+    assert abs(m["roc_auc"] - 4 / 6) < 1e-9
+
+
+def test_roc_auc_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(labels * 0.3 + rng.random(300), 2)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    brute = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
+    assert abs(roc_auc(scores, labels) - brute) < 1e-9
+
+
+def test_chosen_threshold_is_the_accuracy_best_one():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 500)
+    scores = labels * 0.4 + rng.random(500)
+    t = choose_threshold(scores, labels)["accuracy"]
+    best = max(((scores > c) == labels).mean() for c in np.r_[scores, -1.0])
+    assert classification_metrics(scores, labels, t)["accuracy"] == best
+
+
+def test_retrieval_metrics():
+    ranked = np.array([[5, 1, 2], [3, 4, 9], [7, 8, 6]])
+    m = retrieval_metrics(ranked, [{5}, {9}, {0}])
+    assert m["recall@1"] == 1 / 3 and m["recall@10"] == 2 / 3
+    assert abs(m["mrr@10"] - (1 + 1 / 3) / 3) < 1e-9

@@ -1,0 +1,163 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from qsearch import Encoder, SearchEngine
+from qsearch.errors import QsearchError
+from qsearch.index import indexed_ids
+from conftest import run_cli
+
+
+@pytest.fixture()
+def engine(tmp_path, corpus_questions):
+    return SearchEngine.build(corpus_questions, path=tmp_path / "idx")
+
+
+def test_a_question_finds_itself_first(engine, corpus_questions):
+    q = corpus_questions[10]
+    [matches] = engine.search([q], k=3)
+    assert matches[0].text == q and matches[0].duplicate
+    assert abs(matches[0].score - 1.0) < 1e-3
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+
+
+def test_exact_repeats_are_stored_once_and_blank_ones_skipped(tmp_path):
+    engine = SearchEngine.build(["How old are you?", "How old are you?", "  ", "What is love?"], path=tmp_path / "i")
+    assert len(engine) == 2
+
+
+def test_ids_agree_between_faiss_and_sqlite(engine):
+    assert sorted(indexed_ids(engine.index).tolist()) == sorted(engine.store.all_ids().tolist())
+    [matches] = engine.search(["How do I learn Python?"], k=5)
+    texts = engine.store.texts(m.id for m in matches)
+    assert all(texts[m.id] == m.text for m in matches)
+
+
+def test_add_then_find(engine):
+    new = "Which moon of Jupiter has the thickest ice shell?"
+    before = len(engine)
+    ids, matches = engine.search_and_add([new, new], k=3)
+    assert ids[0] == ids[1] and len(engine) == before + 1
+    assert all(m.text != new for m in matches[0])
+    assert engine.search([new], k=1)[0][0].id == ids[0]
+    assert engine.add([new]) == [ids[0]] and len(engine) == before + 1
+
+
+def test_added_questions_survive_reopening(engine, tmp_path):
+    ids = engine.add(["Is there liquid water under the ice of Europa?"])
+    engine.close()
+    again = SearchEngine.open(tmp_path / "idx")
+    assert again.search(["Is there liquid water under the ice of Europa?"], k=1)[0][0].id == ids[0]
+
+
+def test_rows_committed_but_not_indexed_are_repaired_on_open(engine, tmp_path):
+    # what a process killed between the SQLite commit and the FAISS write leaves behind
+    with sqlite3.connect(engine.generation / "questions.db") as db:
+        db.execute("INSERT INTO questions (text) VALUES (?)", ("Why is the sky blue during the day?",))
+    reopened = SearchEngine.open(tmp_path / "idx")
+    assert len(reopened) == len(engine) + 1
+    assert reopened.search(["Why is the sky blue during the day?"], k=1)[0][0].score > 0.999
+
+
+def test_k_larger_than_the_index_returns_everything(tmp_path):
+    engine = SearchEngine.build(["How old are you?", "What is love?"], path=tmp_path / "i")
+    assert len(engine.search(["How old are you?"], k=50)[0]) == 2
+
+
+@pytest.mark.parametrize("bad", [[""], ["   "], []])
+def test_blank_questions_are_refused(engine, bad):
+    with pytest.raises(QsearchError):
+        engine.search(bad)
+
+
+def test_k_below_one_is_refused(engine):
+    with pytest.raises(QsearchError, match="k must be"):
+        engine.search(["How old are you?"], k=0)
+
+
+def test_an_index_built_by_another_model_is_detected(engine, tiny_model, tmp_path):
+    with pytest.raises(QsearchError, match="built with another model"):
+        SearchEngine.open(tmp_path / "idx", Encoder.load(tiny_model))
+
+
+def test_store_and_index_from_different_builds_are_detected(tmp_path):
+    a = SearchEngine.build(["How old are you?", "What is love?", "Why?"], path=tmp_path / "a")
+    b = SearchEngine.build(["How old are you?"], path=tmp_path / "b")
+    (b.generation / "questions.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (b.generation / f"questions.db{suffix}").unlink(missing_ok=True)
+    import shutil
+
+    shutil.copy(a.generation / "vectors.faiss", b.generation / "vectors.faiss")
+    with sqlite3.connect(b.generation / "questions.db") as db:
+        db.execute("CREATE TABLE questions (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE)")
+        db.execute("INSERT INTO questions VALUES (1, 'How old are you?')")
+    with pytest.raises(QsearchError, match="holds ids the store lacks"):
+        SearchEngine.open(tmp_path / "b")
+
+
+def test_opening_a_missing_index_says_what_to_run(tmp_path):
+    with pytest.raises(QsearchError, match="qsearch build-index"):
+        SearchEngine.open(tmp_path / "nothing")
+
+
+def test_a_killed_build_leaves_the_old_index_usable(tmp_path, corpus_questions):
+    index = tmp_path / "idx"
+    SearchEngine.build(corpus_questions[:50], path=index)
+    big = tmp_path / "many.txt"
+    big.write_text("\n".join(f"{q} variant {i}" for i in range(150) for q in corpus_questions))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qsearch.cli", "build-index", "--questions", str(big), "--index", str(index)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while not (index / "g00002" / "questions.db").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (index / "g00002").exists(), "the build was killed before it started writing"
+    engine = SearchEngine.open(index)
+    assert len(engine) == 50
+    assert engine.search([corpus_questions[3]], k=1)[0][0].text == corpus_questions[3]
+    rebuilt = SearchEngine.build(corpus_questions[:60], path=index)
+    assert len(rebuilt) == 60 and sorted(p.name for p in index.glob("g*")) == [rebuilt.generation.name]
+
+
+def test_cli_build_query_add_json(tmp_path):
+    questions = tmp_path / "q.csv"
+    questions.write_text("title\nHow old are you?\nWhat is your age?\nHow do I learn Python quickly?\n")
+    index = str(tmp_path / "idx")
+    built = run_cli("build-index", "--questions", str(questions), "--column", "title", "--index", index)
+    assert "indexed 3 unique questions" in built.stdout
+    out = run_cli("query", "How old are you?", "How can I learn Python?", "--k", "2", "--json", "--index", index)
+    data = json.loads(out.stdout)
+    assert [r["query"] for r in data] == ["How old are you?", "How can I learn Python?"]
+    assert set(data[0]["matches"][0]) == {"id", "text", "score", "duplicate"}
+    assert data[0]["matches"][0]["text"] == "How old are you?" and data[0]["matches"][0]["duplicate"] is True
+    added = run_cli("add", "Which moon of Jupiter has the thickest ice?", "--index", index, "--json")
+    assert json.loads(added.stdout)[0]["matches"]
+    found = run_cli("query", "Which moon of Jupiter has the thickest ice?", "--k", "1", "--index", index)
+    assert "Which moon of Jupiter has the thickest ice?" in found.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["query", "How old are you?", "--k", "0"], "--k must be at least 1"),
+        (["query", "   "], "is empty"),
+        (["query", "hello", "--index", "/nonexistent/idx"], "qsearch build-index"),
+        (["build-index", "--questions", "/nonexistent.csv"], "file not found"),
+    ],
+)
+def test_cli_errors_are_one_line(args, message):
+    result = run_cli(*args, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
