@@ -1,0 +1,96 @@
+"""Group the duplicates inside a file of questions into clusters (connected components).
+
+Every question is encoded once; a FAISS inner-product search finds each one's nearest
+neighbours among the others (no n^2 loop in Python), pairs above the threshold become edges,
+and the connected components of that graph are the clusters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from qsearch.data import duplicate_components, read_table
+from qsearch.encoder import Encoder
+from qsearch.errors import QsearchError
+
+NEIGHBOURS = 32
+
+
+@dataclass
+class DedupResult:
+    """The input rows with ``cluster`` and ``cluster_size`` added (and index matches, if asked)."""
+
+    rows: pd.DataFrame
+    column: str
+    pairs: int
+    threshold: float
+
+    def largest(self, n: int = 5) -> list[list[str]]:
+        """Texts of the ``n`` largest clusters of more than one question."""
+        multi = self.rows[self.rows["cluster_size"] > 1]
+        order = multi.groupby("cluster")["cluster_size"].first().sort_values(ascending=False, kind="stable")
+        return [multi.loc[multi["cluster"] == c, self.column].tolist() for c in order.index[:n]]
+
+
+def read_rows(path: Path | str, column: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The file's rows and the name of the question column; plain text becomes one column."""
+    path = Path(path)
+    if path.name.removesuffix(".gz").endswith(".txt"):
+        from qsearch.data import _open_text, _check_file
+
+        _check_file(path)
+        with _open_text(path) as f:
+            return pd.DataFrame({"question": [line.rstrip("\r\n") for line in f]}), "question"
+    frame = read_table(path).frame
+    col = column or "question"
+    if col not in frame.columns:
+        raise QsearchError(f"{path} has no column {col!r}; columns: {', '.join(frame.columns)} (use --column)")
+    return frame, col
+
+
+def dedup(
+    rows: pd.DataFrame,
+    column: str,
+    encoder: Encoder,
+    threshold: float | None = None,
+    against=None,
+) -> DedupResult:
+    """Cluster the rows' questions; blank questions stay alone in clusters of their own.
+
+    ``against`` (a SearchEngine) adds, for each row, its best match in that index when the
+    score is above the threshold: ``index_id``, ``index_text``, ``index_score``.
+    """
+    threshold = encoder.threshold if threshold is None else float(threshold)
+    texts = rows[column].fillna("").astype(str).str.strip().tolist()
+    filled = [i for i, t in enumerate(texts) if t]
+    vectors = encoder.encode([texts[i] for i in filled])
+    a, b = [], []
+    if len(filled) > 1:
+        index = faiss.IndexFlatIP(encoder.dim)
+        index.add(vectors)
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        scores, found = index.search(vectors, min(NEIGHBOURS + 1, len(filled)))
+        src, pos = np.nonzero((scores > threshold) & (found > np.arange(len(filled))[:, None]))
+        a, b = src.tolist(), found[src, pos].tolist()
+    component = duplicate_components(a, b)
+    row_of = {i: n for n, i in enumerate(filled)}
+    keys = [("c", component[row_of[i]]) if row_of.get(i) in component else ("r", i) for i in range(len(texts))]
+    numbers: dict = {}
+    out = rows.copy()
+    out["cluster"] = [numbers.setdefault(key, len(numbers)) for key in keys]
+    out["cluster_size"] = out.groupby("cluster")["cluster"].transform("size")
+    if against is not None:
+        best = [None] * len(texts)
+        if filled:
+            for i, ms in zip(filled, against._search_vectors(vectors, 1, threshold)):
+                best[i] = ms[0] if ms and ms[0].duplicate else None
+        out["index_id"] = [m.id if m else None for m in best]
+        out["index_text"] = [m.text if m else "" for m in best]
+        out["index_score"] = [round(m.score, 4) if m else None for m in best]
+    return DedupResult(out, column, len(a), threshold)
