@@ -177,7 +177,7 @@ def build_index(
     started = time.perf_counter()
     with tqdm(total=len(texts), unit="q", desc="encoding", file=sys.stderr, leave=False) as bar:
         engine = SearchEngine.build(
-            texts, encoder, index, index_type, progress=lambda done, total: bar.update(done - bar.n),
+            texts, encoder, index, index_type, progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)),
             source=str(questions) if questions else "bundled data",
         )
     typer.echo(
@@ -266,7 +266,10 @@ def dedup(
     file: Path = typer.Argument(..., help="CSV/TSV with a question column, or plain text one question a line (gzip ok)."),
     column: Optional[str] = typer.Option(None, help="Column holding the questions (default: question)."),
     out: Optional[Path] = typer.Option(None, help="Write the rows with cluster and cluster_size columns to this CSV."),
-    threshold: Optional[float] = typer.Option(None, help="Cosine above which two questions are duplicates; default: the model's."),
+    threshold: Optional[float] = typer.Option(
+        None, help="Cosine above which two questions are linked; default: the model's cluster threshold "
+        "(stricter than query's, since one false link merges two clusters)."
+    ),
     against: Optional[Path] = typer.Option(None, help="Also match every row against this index folder."),
     model: Optional[Path] = ModelOpt,
 ) -> None:

@@ -63,10 +63,14 @@ def dedup(
 ) -> DedupResult:
     """Cluster the rows' questions; blank questions stay alone in clusters of their own.
 
+    The default threshold is the model's cluster threshold (stricter than the pair verdict's:
+    one false pair merges two clusters). Each question links to its 32 nearest neighbours
+    above the threshold; a question with more such neighbours still joins them through theirs.
+
     ``against`` (a SearchEngine) adds, for each row, its best match in that index when the
     score is above the threshold: ``index_id``, ``index_text``, ``index_score``.
     """
-    threshold = encoder.threshold if threshold is None else float(threshold)
+    threshold = encoder.cluster_threshold if threshold is None else float(threshold)
     texts = rows[column].fillna("").astype(str).str.strip().tolist()
     filled = [i for i, t in enumerate(texts) if t]
     vectors = encoder.encode([texts[i] for i in filled])

@@ -52,6 +52,11 @@ class Encoder:
         return float(self.manifest["threshold"])
 
     @property
+    def cluster_threshold(self) -> float:
+        """Stricter cut for grouping duplicates (validation precision >= 0.8); dedup's default."""
+        return float(self.manifest.get("threshold_cluster", self.threshold))
+
+    @property
     def name(self) -> str:
         return str(self.manifest.get("name", "qsearch-lstm"))
 
@@ -90,7 +95,7 @@ class Encoder:
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         return [self.vocab.ids(t, self.max_len) for t in texts]
 
-    def encode(self, texts: list[str], batch_size: int = 2048) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
         """Encode questions into an (n, dim) float32 array of unit rows.
 
         Questions longer than the model's maximum length are truncated; a question with no

@@ -47,10 +47,26 @@ def threshold_sweep(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
     return cuts, acc, f1
 
 
+CLUSTER_PRECISION = 0.8
+
+
 def choose_threshold(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """The accuracy-best threshold (used everywhere) and the F1-best one (reported)."""
+    """Thresholds picked on labelled pairs (validation, never test).
+
+    ``accuracy``: the accuracy-best one, used for every duplicate verdict. ``f1``: the F1-best
+    one, reported. ``cluster``: the lowest one whose precision reaches ``CLUSTER_PRECISION``
+    (with at least 30 pairs predicted duplicate), used by dedup: a connected component
+    grows through every false pair, so clustering needs fewer false pairs than a verdict does.
+    """
     thr, acc, f1 = threshold_sweep(scores, labels)
-    return {"accuracy": float(thr[np.argmax(acc)]), "f1": float(thr[np.argmax(f1)])}
+    _, tpr, _ = roc_curve(scores, labels)
+    order = np.sort(scores)[::-1]
+    predicted = np.searchsorted(-order, -thr, side="left")  # pairs with score > cut
+    tp = tpr * labels.sum()
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    ok = (precision >= CLUSTER_PRECISION) & (predicted >= 30)
+    cluster = float(thr[np.flatnonzero(ok)[-1]]) if ok.any() else float(thr[1])
+    return {"accuracy": float(thr[np.argmax(acc)]), "f1": float(thr[np.argmax(f1)]), "cluster": cluster}
 
 
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:

@@ -116,6 +116,11 @@ class _ReadWriteLock:
                 self._cond.notify_all()
 
 
+def _ours(path: Path) -> bool:
+    """Whether a file in an index folder is one the engine writes (a killed first build leaves these)."""
+    return path.name in (".lock", "CURRENT.tmp") or (path.name[0] == "g" and path.name[1:].isdigit())
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -154,12 +159,13 @@ class SearchEngine:
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise QsearchError(f"{root} is a file, not an index folder")
-        if root.is_dir() and any(root.iterdir()) and not (root / "CURRENT").exists():
+        if root.is_dir() and not (root / "CURRENT").exists() and not all(_ours(p) for p in root.iterdir()):
             raise QsearchError(f"{root} exists and is not a qsearch index; pick an empty or new --index folder")
         texts = list(dict.fromkeys(q.strip()[:MAX_QUESTION_CHARS] for q in questions if q and q.strip()))
         if not texts:
             raise QsearchError("no questions to index (every one was empty)")
-        vindex.new_index(encoder.dim, index_type)
+        if index_type not in vindex.FACTORIES:
+            raise QsearchError(f"unknown index type {index_type!r}; pick one of: {', '.join(vindex.FACTORIES)}")
         with _writer_lock(root):
             current = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "g00000"
             gen = root / f"g{int(current[1:]) + 1:05d}"
@@ -287,6 +293,8 @@ class SearchEngine:
         questions = clean_questions(questions)
         vectors = self.encoder.encode(questions)
         with self._write, _writer_lock(self.root):
+            if (self.root / "CURRENT").read_text().strip() != self.generation.name:
+                raise QsearchError(f"the index at {self.root} was rebuilt since it was opened; open it again (restart the server)")
             matches = self._search_vectors(vectors, k, threshold) if k else []
             ids, fresh = self.store.insert_new(questions)
             if fresh:

@@ -205,6 +205,7 @@ def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log=pri
     thresholds = choose_threshold(*scored["validation"])
     encoder.manifest["threshold"] = thresholds["accuracy"]
     encoder.manifest["threshold_f1"] = thresholds["f1"]
+    encoder.manifest["threshold_cluster"] = thresholds["cluster"]
     encoder.manifest["metrics"] = {name: classification_metrics(s, y, thresholds["accuracy"]) for name, (s, y) in scored.items()}
     encoder.save(out)
     for name, m in encoder.manifest["metrics"].items():

@@ -35,3 +35,12 @@ def test_retrieval_metrics():
     m = retrieval_metrics(ranked, [{5}, {9}, {0}])
     assert m["recall@1"] == 1 / 3 and m["recall@10"] == 2 / 3
     assert abs(m["mrr@10"] - (1 + 1 / 3) / 3) < 1e-9
+
+
+def test_cluster_threshold_is_the_lowest_with_precision_0_8():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 2000)
+    scores = labels * 0.5 + rng.random(2000)
+    t = choose_threshold(scores, labels)
+    assert classification_metrics(scores, labels, t["cluster"])["precision"] >= 0.8
+    assert classification_metrics(scores, labels, t["cluster"] - 0.02)["precision"] < 0.8

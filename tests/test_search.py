@@ -161,3 +161,22 @@ def test_cli_errors_are_one_line(args, message):
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_adding_to_an_index_rebuilt_meanwhile_is_refused_not_lost(engine, tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx")
+    with pytest.raises(QsearchError, match="rebuilt since it was opened"):
+        engine.add(["A question that would otherwise vanish with the old generation?"])
+
+
+def test_a_killed_first_build_does_not_block_the_next(tmp_path):
+    index = tmp_path / "idx"
+    (index / "g00001").mkdir(parents=True)
+    (index / ".lock").touch()
+    assert len(SearchEngine.build(["How old are you?"], path=index)) == 1
+
+
+def test_building_into_a_folder_of_other_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(QsearchError, match="is not a qsearch index"):
+        SearchEngine.build(["How old are you?"], path=tmp_path)
