@@ -69,3 +69,17 @@ def test_every_command_has_an_example_in_its_help():
     for command in ("train", "evaluate", "compare", "build-index", "query", "add"):
         assert "Example" in run_cli(command, "--help").stdout
     assert "Example" in run_cli("--help").stdout
+
+
+def test_evaluate_retrieval_reports_recall_and_mrr(pairs_slice, tmp_path):
+    from qsearch.data import pair_questions
+
+    questions = tmp_path / "questions.txt"
+    questions.write_text("\n".join(q.replace("\n", " ") for q in pair_questions(pairs_slice)))
+    index = str(tmp_path / "idx")
+    run_cli("build-index", "--questions", str(questions), "--index", index)
+    out = run_cli("evaluate", "--data", str(pairs_slice), "--retrieval", "--index", index, "--json")
+    retrieval = json.loads(out.stdout)["retrieval"]
+    assert retrieval["queries"] > 20
+    assert 0 < retrieval["recall@1"] <= retrieval["recall@10"] <= 1
+    assert retrieval["recall@1"] <= retrieval["mrr@10"] <= 1
