@@ -4,7 +4,14 @@ import torch
 
 from qsearch import Encoder
 from qsearch.errors import QsearchError
-from qsearch.model import LSTMEncoder, batch_tensors
+from qsearch.model import LSTMEncoder, ModelConfig, batch_tensors
+
+
+def torch_module(encoder: Encoder) -> LSTMEncoder:
+    """The torch twin of a saved model, for checking the numpy inference against it."""
+    module = LSTMEncoder(ModelConfig(**encoder.manifest["model"]))
+    module.load_state_dict({k: torch.tensor(v.astype(np.float32)) for k, v in encoder.weights.items()})
+    return module.eval()
 
 
 def test_encode_gives_unit_float32_rows(tiny_model):
@@ -25,11 +32,7 @@ def test_padding_does_not_change_a_questions_vector(tiny_model):
 
 def test_torch_module_masks_padding_too(tiny_model):
     encoder = Encoder.load(tiny_model)
-    from qsearch.model import ModelConfig
-
-    module = LSTMEncoder(ModelConfig(**encoder.manifest["model"]))
-    module.load_state_dict({k: torch.tensor(v.astype(np.float32)) for k, v in encoder.weights.items()})
-    module.eval()
+    module = torch_module(encoder)
     ids = encoder.token_ids(["How old are you?", "What is the best way to learn the piano as an adult?"])
     with torch.no_grad():
         alone = module(*batch_tensors(ids[:1]))[0]
@@ -39,11 +42,7 @@ def test_torch_module_masks_padding_too(tiny_model):
 
 def test_numpy_inference_matches_the_torch_module(tiny_model):
     encoder = Encoder.load(tiny_model)
-    from qsearch.model import ModelConfig
-
-    module = LSTMEncoder(ModelConfig(**encoder.manifest["model"]))
-    module.load_state_dict({k: torch.tensor(v.astype(np.float32)) for k, v in encoder.weights.items()})
-    module.eval()
+    module = torch_module(encoder)
     texts = ["How old are you?", "Which is the best laptop under 500 dollars for programming?", "Why?"]
     with torch.no_grad():
         expected = module(*batch_tensors(encoder.token_ids(texts))).numpy()
