@@ -180,3 +180,26 @@ def test_building_into_a_folder_of_other_files_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(QsearchError, match="is not a qsearch index"):
         SearchEngine.build(["How old are you?"], path=tmp_path)
+
+
+def test_searches_run_beside_adds_without_errors(engine, corpus_questions):
+    import threading
+
+    errors, before = [], len(engine)
+
+    def searcher():
+        try:
+            for q in corpus_questions[:60]:
+                assert engine.search([q], k=3)[0]
+        except Exception as e:  # collected, so the main thread can fail the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    added = [engine.add([f"Concurrent question number {n} about rivers?"])[0] for n in range(30)]
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(engine) == before + 30 and len(set(added)) == 30
+    assert engine.search(["Concurrent question number 7 about rivers?"], k=1)[0][0].id == added[7]
