@@ -9,7 +9,7 @@ import numpy as np
 from qsearch.data import SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import classification_metrics, pair_scores, retrieval_metrics, roc_curve, threshold_sweep
+from qsearch.evaluate import classification_metrics, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
 
@@ -63,7 +63,7 @@ def plot_scores(scores: np.ndarray, labels: np.ndarray, threshold: float, path: 
     fpr, tpr, _ = roc_curve(scores, labels)
     cuts, acc, f1 = threshold_sweep(scores, labels)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
-    left.plot(fpr, tpr, label="qsearch")
+    left.plot(fpr, tpr, label=f"qsearch (AUC {roc_auc(scores, labels):.3f})")
     left.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     left.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     left.legend(loc="lower right")
