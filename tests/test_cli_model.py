@@ -83,3 +83,13 @@ def test_evaluate_retrieval_reports_recall_and_mrr(pairs_slice, tmp_path):
     assert retrieval["queries"] > 20
     assert 0 < retrieval["recall@1"] <= retrieval["recall@10"] <= 1
     assert retrieval["recall@1"] <= retrieval["mrr@10"] <= 1
+
+
+def test_pretraining_on_unlabelled_questions_runs_before_training(pairs_slice):
+    from qsearch.train import TrainConfig, train
+
+    lines = []
+    config = TrainConfig(data=pairs_slice, corpus=None, epochs=1, pretrain_epochs=1, dim=8, embed_dim=8, batch_size=64, threads=1)
+    encoder = train(config, log=lines.append)
+    assert any(line.startswith("pretrain epoch 1:") for line in lines)
+    assert encoder.manifest["training"]["pretrain_epochs"] == 1
