@@ -110,3 +110,17 @@ def test_real_uvicorn_serves_on_loopback(engine, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_oversized_chunked_body_without_length_is_refused(client):
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 10_000 + 2):
+            yield b"x" * 10_000
+
+    response = client.post("/search", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "error" in response.json()
+
+
+def test_unknown_paths_and_methods_get_json_errors(client):
+    assert client.get("/nope").json() == {"error": "Not Found"}
+    assert client.get("/search").status_code == 405 and "error" in client.get("/search").json()
