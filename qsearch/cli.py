@@ -57,7 +57,7 @@ def _print_matches(results, queries: list[str], as_json: bool) -> None:
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     for q, ms in zip(queries, results):
-        typer.echo(q)
+        typer.echo(q if len(q) <= 200 else q[:199] + "…")
         if not ms:
             typer.echo("  (the index is empty)")
         for m in ms:
