@@ -35,6 +35,9 @@ app = typer.Typer(
 IndexOpt = typer.Option(DEFAULT_INDEX, "--index", help="Index folder (built by build-index).")
 ModelOpt = typer.Option(None, "--model", help="Model folder; default: the bundled model.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
+FileOpt = typer.Option(None, help="Read questions from a file (as build-index reads them).")
+ColumnOpt = typer.Option(None, help="Column of --file holding the questions.")
+ThresholdOpt = typer.Option(None, help="Cosine above which a match is a duplicate; default: the model's.")
 
 
 def _questions(questions: list[str] | None, file: Path | None, column: str | None) -> list[str]:
@@ -189,10 +192,10 @@ def build_index(
 @app.command()
 def query(
     questions: Optional[list[str]] = typer.Argument(None, help="One or more questions."),
-    file: Optional[Path] = typer.Option(None, help="Read questions from a file (as build-index reads them)."),
-    column: Optional[str] = typer.Option(None, help="Column of --file holding the questions."),
+    file: Optional[Path] = FileOpt,
+    column: Optional[str] = ColumnOpt,
     k: int = typer.Option(5, "--k", "-k", help="Neighbours to show per question (at least 1)."),
-    threshold: Optional[float] = typer.Option(None, help="Cosine above which a match is a duplicate; default: the model's."),
+    threshold: Optional[float] = ThresholdOpt,
     index: Path = IndexOpt,
     model: Optional[Path] = typer.Option(None, help="Check that the index was built with this model folder."),
     as_json: bool = JsonOpt,
@@ -214,10 +217,10 @@ def query(
 @app.command()
 def add(
     questions: Optional[list[str]] = typer.Argument(None, help="One or more new questions."),
-    file: Optional[Path] = typer.Option(None, help="Read questions from a file (as build-index reads them)."),
-    column: Optional[str] = typer.Option(None, help="Column of --file holding the questions."),
+    file: Optional[Path] = FileOpt,
+    column: Optional[str] = ColumnOpt,
     k: int = typer.Option(5, "--k", "-k", help="Existing neighbours to report per question (at least 1)."),
-    threshold: Optional[float] = typer.Option(None, help="Cosine above which a match is a duplicate; default: the model's."),
+    threshold: Optional[float] = ThresholdOpt,
     index: Path = IndexOpt,
     as_json: bool = JsonOpt,
 ) -> None:
