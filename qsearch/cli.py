@@ -157,8 +157,9 @@ def build_index(
     model: Optional[Path] = ModelOpt,
     index: Path = IndexOpt,
     index_type: str = typer.Option(
-        "flat", help="flat: exact search, best up to a few hundred thousand questions. hnsw: approximate graph search "
-        "(recall@10 about 0.99), for a million questions and more; slower to build."
+        "flat", help="flat: exact search, about 2 ms a query at 65k questions, growing linearly with the corpus. "
+        "hnsw: approximate graph search, under 1 ms at recall@10 0.99 on the bundled corpus; pick it when flat "
+        "gets too slow, and check recall on your data (it falls on larger, less clustered collections); slower to build."
     ),
 ) -> None:
     """Embed every question once into a FAISS index beside a SQLite store of the texts.

@@ -32,12 +32,14 @@ class Table:
     skipped_rows: int
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a text file, gzip or not, as UTF-8 (undecodable bytes become U+FFFD)."""
     opener = gzip.open if path.suffix == ".gz" else open
     return opener(path, "rt", encoding="utf-8", errors="replace", newline="")
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
+    """A clear error for a missing path or a folder where a file is expected."""
     if not path.exists():
         raise QsearchError(f"file not found: {path}")
     if path.is_dir():
@@ -50,9 +52,9 @@ def read_table(path: Path | str) -> Table:
     Malformed rows (wrong field count) are skipped and counted; undecodable bytes become U+FFFD.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             header = f.readline()
             if not header.strip():
                 raise QsearchError(f"{path} is empty")
@@ -169,7 +171,7 @@ def load_questions(path: Path | str, column: str | None = None) -> list[str]:
     Blank lines and blank cells are skipped (they are not questions).
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     name = path.name.removesuffix(".gz")
     if not name.endswith(".txt"):
         table = read_table(path)
@@ -181,7 +183,7 @@ def load_questions(path: Path | str, column: str | None = None) -> list[str]:
         if name.endswith((".csv", ".tsv")):
             raise QsearchError(f"{path} has no 'question' column; name one with --column")
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             return [line.strip() for line in f if line.strip()]
     except (OSError, EOFError) as e:
         raise QsearchError(f"cannot read {path}: {e}") from None

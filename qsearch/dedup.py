@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from qsearch.data import duplicate_components, read_table
+from qsearch.data import check_file, duplicate_components, open_text, read_table
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
 
@@ -42,10 +42,8 @@ def read_rows(path: Path | str, column: str | None = None) -> tuple[pd.DataFrame
     """The file's rows and the name of the question column; plain text becomes one column."""
     path = Path(path)
     if path.name.removesuffix(".gz").endswith(".txt"):
-        from qsearch.data import _open_text, _check_file
-
-        _check_file(path)
-        with _open_text(path) as f:
+        check_file(path)
+        with open_text(path) as f:
             return pd.DataFrame({"question": [line.rstrip("\r\n") for line in f]}), "question"
     frame = read_table(path).frame
     col = column or "question"
