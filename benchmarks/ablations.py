@@ -51,7 +51,7 @@ def main() -> None:
     for name in args.only:
         config = TrainConfig(**VARIANTS[name])
         start = time.perf_counter()
-        encoder = train(config, log=lambda m: print(f"  [{name}] {m}", flush=True))
+        encoder = train(config, log=lambda m, name=name: print(f"  [{name}] {m}", flush=True))
         seconds = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:  # score the float16 model that would ship
             encoder.save(tmp)

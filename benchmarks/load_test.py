@@ -92,7 +92,7 @@ def main() -> None:
                     break
                 except OSError:
                     if time.time() > deadline or server.poll() is not None:
-                        raise SystemExit(f"server did not start: {server.stderr.read().decode() if server.poll() is not None else ''}")
+                        raise SystemExit(f"server did not start: {server.stderr.read().decode() if server.poll() is not None else ''}") from None
                     time.sleep(0.2)
             run(port, questions, 100, 1, 0.0, 0)  # warm-up
             for clients in (1, 4):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ class TrainConfig:
     patience: int = 3
     pretrain_epochs: int = 0
     seed: int = 0
-    threads: int = field(default=0, metadata={"help": "0: all cores"})
+    threads: int = 0  # torch threads; 0 leaves torch's own choice
 
 
 def _make_batches(pairs: list[tuple[list[int], list[int], int]], batch_size: int, rng: np.random.Generator):

@@ -99,7 +99,7 @@ def test_real_uvicorn_serves_on_loopback(engine, tmp_path):
                 break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"server did not start: {proc.stderr.read() if proc.poll() is not None else ''}")
+                    raise AssertionError(f"server did not start: {proc.stderr.read() if proc.poll() is not None else ''}") from None
                 time.sleep(0.2)
         assert health["status"] == "ok" and health["questions"] == 200
         request = urllib.request.Request(
