@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -18,6 +19,9 @@ import pandas as pd
 from qsearch.data import check_file, duplicate_components, open_text, read_table
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
+
+if TYPE_CHECKING:
+    from qsearch.search import SearchEngine
 
 NEIGHBOURS = 32
 
@@ -57,7 +61,7 @@ def dedup(
     column: str,
     encoder: Encoder,
     threshold: float | None = None,
-    against=None,
+    against: SearchEngine | None = None,
 ) -> DedupResult:
     """Cluster the rows' questions; blank questions stay alone in clusters of their own.
 

@@ -5,10 +5,15 @@ Plain numpy so that ``qsearch evaluate`` needs neither torch nor scikit-learn.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from qsearch.encoder import Encoder
 
-def pair_scores(encoder, q1: list[str], q2: list[str]) -> np.ndarray:
+
+def pair_scores(encoder: Encoder, q1: list[str], q2: list[str]) -> np.ndarray:
     """Cosine similarity of each pair (rows are unit vectors, so a dot product)."""
     v1, v2 = encoder.encode(q1), encoder.encode(q2)
     return np.einsum("ij,ij->i", v1, v2)

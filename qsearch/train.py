@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def _step(model, optimizer, schedule, batch, negatives, margin: float, rng) -> f
     return loss.item() / len(batch)
 
 
-def train(config: TrainConfig, log=print, progress=None) -> Encoder:
+def train(config: TrainConfig, log: Callable[[str], None] = print, progress: Callable | None = None) -> Encoder:
     """Train a model; ``progress(iterable, total, desc)`` may wrap the batches in a progress bar."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -241,7 +242,7 @@ def train(config: TrainConfig, log=print, progress=None) -> Encoder:
     return Encoder(manifest, data.vocab, best.weights)
 
 
-def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log=print) -> Encoder:
+def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
     """Save, reload the float16 model, pick its threshold on validation, store val/test metrics."""
     trained.save(out)
     encoder = Encoder.load(out)
