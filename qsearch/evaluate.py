@@ -35,21 +35,31 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def threshold_sweep(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Accuracy and F1 of 'duplicate if score > t' for each distinct cut of the scores.
+def _cut_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives of 'duplicate if score > t' for each distinct cut t.
 
-    Each cut t lies midway between two neighbouring distinct scores (the first one at the top
+    Each cut lies midway between two neighbouring distinct scores (the first one at the top
     score: nothing predicted; the last one below the lowest: everything predicted).
     """
     fpr, tpr, thr = roc_curve(scores, labels)
     distinct = thr[1:]
     below = np.r_[distinct[1:], distinct[-1] - 1.0]
     cuts = np.r_[distinct[0], (distinct + below) / 2]
+    pos = labels.sum()
+    return cuts, tpr * pos, fpr * (len(labels) - pos)
+
+
+def _accuracy_f1(tp: np.ndarray, fp: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pos, n = labels.sum(), len(labels)
-    tp, fp = tpr * pos, fpr * (n - pos)
     acc = (tp + (n - pos - fp)) / n
     f1 = np.divide(2 * tp, tp + fp + pos, out=np.zeros_like(tp), where=(tp + fp + pos) > 0)
-    return cuts, acc, f1
+    return acc, f1
+
+
+def threshold_sweep(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy and F1 of 'duplicate if score > t' for each distinct cut of the scores."""
+    cuts, tp, fp = _cut_counts(scores, labels)
+    return (cuts, *_accuracy_f1(tp, fp, labels))
 
 
 CLUSTER_PRECISION = 0.8
@@ -63,11 +73,9 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]
     (with at least 30 pairs predicted duplicate), used by dedup: a connected component
     grows through every false pair, so clustering needs fewer false pairs than a verdict does.
     """
-    thr, acc, f1 = threshold_sweep(scores, labels)
-    _, tpr, _ = roc_curve(scores, labels)
-    order = np.sort(scores)[::-1]
-    predicted = np.searchsorted(-order, -thr, side="left")  # pairs with score > cut
-    tp = tpr * labels.sum()
+    thr, tp, fp = _cut_counts(scores, labels)
+    acc, f1 = _accuracy_f1(tp, fp, labels)
+    predicted = tp + fp
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     ok = (precision >= CLUSTER_PRECISION) & (predicted >= 30)
     cluster = float(thr[np.flatnonzero(ok)[-1]]) if ok.any() else float(thr[1])
