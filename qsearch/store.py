@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,26 +78,21 @@ class Store:
         return self._ids_of(self.reader, texts)
 
     @staticmethod
-    def _ids_of(conn: sqlite3.Connection, texts: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        unique = list(dict.fromkeys(texts))
+    def _rows_where(conn: sqlite3.Connection, column: str, values: Iterable) -> Iterator[tuple[int, str]]:
+        """(id, text) rows whose ``column`` is one of ``values``, 500 parameters a query."""
+        unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                (t, i) for i, t in conn.execute(f"SELECT id, text FROM {TABLE} WHERE text IN ({marks})", chunk)
-            )
-        return found
+            yield from conn.execute(f"SELECT id, text FROM {TABLE} WHERE {column} IN ({marks})", chunk)
+
+    @classmethod
+    def _ids_of(cls, conn: sqlite3.Connection, texts: list[str]) -> dict[str, int]:
+        return {t: i for i, t in cls._rows_where(conn, "text", texts)}
 
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         """Text of each id."""
-        unique = list(dict.fromkeys(int(i) for i in ids))
-        found: dict[int, str] = {}
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(self.reader.execute(f"SELECT id, text FROM {TABLE} WHERE id IN ({marks})", chunk))
-        return found
+        return dict(self._rows_where(self.reader, "id", (int(i) for i in ids)))
 
     def rows_missing_from(self, indexed_ids: np.ndarray) -> list[tuple[int, str]]:
         """Rows whose id is not among ``indexed_ids`` (written here, not yet in the vector index)."""
