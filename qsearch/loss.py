@@ -35,3 +35,22 @@ def pair_ranking_loss(positive: torch.Tensor, negative: torch.Tensor, margin: fl
     non-duplicates share the topic and most words, which is what evaluation pairs look like.
     """
     return torch.relu(margin - positive.unsqueeze(1) + negative.unsqueeze(0)).mean(dim=1).sum()
+
+
+def similarity_distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """The student's in-batch cosine matrix should equal the teacher's (no extra weights).
+
+    ``student`` (b, d) and ``teacher`` (b, D) are unit rows of the same b questions; d and D may
+    differ. Returns the sum over rows of the mean squared difference of their cosines to the
+    batch, so it grows with the batch as the triplet loss does.
+    """
+    diff = student @ student.T - teacher @ teacher.T
+    return diff.pow(2).mean(dim=1).sum()
+
+
+def projection_distillation_loss(projected: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Sum over rows of ``1 - cos(projected_i, teacher_i)``: the student's vector, mapped by a
+    linear head onto the teacher's space, should point where the teacher's does. The head is
+    dropped after training, so inference is unchanged.
+    """
+    return (1.0 - torch.nn.functional.cosine_similarity(projected, teacher, dim=1)).sum()

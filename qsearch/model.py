@@ -6,31 +6,12 @@ so that a query never pays torch's two-second import.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-
-@dataclass
-class ModelConfig:
-    """Shape of the network; saved in the model manifest."""
-
-    vocab_size: int
-    embed_dim: int = 128
-    dim: int = 128
-    bidirectional: bool = True
-    dropout: float = 0.1
-    max_len: int = 64
-
-    @property
-    def hidden(self) -> int:
-        return self.dim // 2 if self.bidirectional else self.dim
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from qsearch.config import ModelConfig
 
 
 class LSTMEncoder(nn.Module):
@@ -38,17 +19,24 @@ class LSTMEncoder(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        if config.bidirectional and config.dim % 2:
-            raise ValueError("a bidirectional encoder needs an even --dim")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=0)
         self.dropout = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(config.embed_dim, config.hidden, batch_first=True, bidirectional=config.bidirectional)
+        self.lstm = nn.LSTM(
+            config.embed_dim, config.hidden, num_layers=config.layers, batch_first=True, bidirectional=config.bidirectional
+        )
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``ids`` (b, t) padded with 0, ``lengths`` (b,) >= 1 -> (b, dim) unit vectors."""
-        x = self.dropout(self.embedding(ids))
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        """``ids`` (b, t, pieces) padded with 0, ``lengths`` (b,) >= 1 -> (b, dim) unit vectors.
+
+        A token's embedding is the mean of its pieces' rows (one piece for a known word).
+        """
+        if ids.shape[2] == 1:
+            x = self.embedding(ids[:, :, 0])
+        else:
+            counts = (ids > 0).sum(dim=2, keepdim=True).clamp(min=1)
+            x = self.embedding(ids).sum(dim=2) / counts.to(self.embedding.weight.dtype)
+        packed = pack_padded_sequence(self.dropout(x), lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         mean = out.sum(dim=1) / lengths.unsqueeze(1).to(out.dtype)
@@ -59,10 +47,15 @@ class LSTMEncoder(nn.Module):
         return {k: v.detach().cpu().float().numpy().copy() for k, v in self.state_dict().items()}
 
 
-def batch_tensors(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad non-empty id lists into a (b, t) tensor of ids and a (b,) tensor of lengths."""
-    lengths = torch.tensor([len(x) for x in ids])
-    padded = torch.zeros((len(ids), int(lengths.max())), dtype=torch.long)
-    for row, x in enumerate(ids):
-        padded[row, : len(x)] = torch.tensor(x)
-    return padded, lengths
+def batch_tensors(questions: list[list[tuple[int, ...]]], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad non-empty questions (piece tuples per token) into (b, t, pieces) ids and (b,) lengths."""
+    lengths = [len(q) for q in questions]
+    width = max(len(p) for q in questions for p in q)
+    padded = np.zeros((len(questions), max(lengths), width), dtype=np.int64)
+    for row, q in enumerate(questions):
+        if width == 1:
+            padded[row, : len(q), 0] = [p[0] for p in q]
+        else:
+            for col, p in enumerate(q):
+                padded[row, col, : len(p)] = p
+    return torch.from_numpy(padded).to(device), torch.tensor(lengths)

@@ -9,12 +9,20 @@ Folder layout (``indexes/default/`` by default)::
 ``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
 build leaves the previous index working. ``add`` commits to SQLite first (the source of
 truth), then updates FAISS; rows a killed ``add`` left out of FAISS are encoded again on open.
+
+Every search first catches up with the store: rows another process committed since (a CLI
+``add`` beside a server, a second server) are encoded and indexed, and a rebuild by another
+process is followed to the new generation. A lost or damaged vector file is rebuilt from
+the store, which holds every text; a folder without write permission is opened read-only.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -34,6 +42,8 @@ from qsearch.store import Store
 
 INDEX_FORMAT_VERSION = 1
 MAX_QUESTION_CHARS = 10_000
+log = logging.getLogger("qsearch")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 CHECKPOINT_EVERY = 1000
 _BUILD_HINT = "run `qsearch build-index` (add --index DIR for another folder)"
 
@@ -51,11 +61,21 @@ class Match:
         return asdict(self)
 
 
+def check_threshold(threshold: float | None) -> float | None:
+    """``None`` (the model's) or a finite number; NaN, infinities and 1e400 are refused."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise QsearchError(f"threshold must be a finite number, got {threshold!r}")
+    return float(threshold)
+
+
 def clean_questions(questions: Iterable[str]) -> list[str]:
     """Strip whitespace; refuse a blank question (a clear error rather than a silent skip).
 
     Very long questions are kept: the encoder reads only the first ``max_len`` tokens, and the
-    store keeps up to ``MAX_QUESTION_CHARS`` characters of text.
+    store keeps up to ``MAX_QUESTION_CHARS`` characters of text. Lone surrogates (from broken
+    JSON, or a command-line argument that was not UTF-8) become U+FFFD, so any text can be stored.
     """
     if isinstance(questions, str):
         raise TypeError("pass a list of questions, not a single string")
@@ -63,7 +83,7 @@ def clean_questions(questions: Iterable[str]) -> list[str]:
     for n, q in enumerate(questions, 1):
         if not isinstance(q, str):
             raise QsearchError(f"question {n} is not text")
-        q = q.strip()
+        q = _SURROGATE.sub("\ufffd", q).strip()
         if not q:
             raise QsearchError(f"question {n} is empty; give a question with some words")
         cleaned.append(q[:MAX_QUESTION_CHARS])
@@ -116,6 +136,11 @@ class _ReadWriteLock:
                 self._cond.notify_all()
 
 
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise QsearchError(f"k must be a whole number of at least 1, got {k!r}")
+
+
 def _ours(path: Path) -> bool:
     """Whether a file in an index folder is one the engine writes (a killed first build leaves these)."""
     return path.name in (".lock", "CURRENT.tmp") or (path.name[0] == "g" and path.name[1:].isdigit())
@@ -132,12 +157,15 @@ def _fsync_dir(path: Path) -> None:
 class SearchEngine:
     """Find the known questions nearest to new ones; add new ones as they come."""
 
-    def __init__(self, root: Path, generation: Path, manifest: dict, encoder: Encoder, store: Store, index):
+    def __init__(self, root: Path, generation: Path, manifest: dict, encoder: Encoder, store: Store, index, read_only: bool = False):
         self.root, self.generation, self.manifest = root, generation, manifest
         self.encoder, self.store, self.index = encoder, store, index
+        self.read_only = read_only
         self._write = threading.Lock()
+        self._refresh = threading.Lock()
         self._faiss = _ReadWriteLock()
         self._pending = 0
+        self._top = int(vindex.indexed_ids(index).max()) if index.ntotal else 0
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
@@ -210,7 +238,11 @@ class SearchEngine:
     # ---- opening --------------------------------------------------------------------------
     @classmethod
     def open(cls, path: Path | str = DEFAULT_INDEX, encoder: Encoder | None = None) -> "SearchEngine":
-        """Open an index; check that store, index and model agree; catch up on unindexed rows."""
+        """Open an index; check that store, index and model agree; catch up on unindexed rows.
+
+        Without write permission on the folder, the index opens read-only: it answers queries,
+        and refuses adds with a clear message.
+        """
         root = Path(path)
         if not (root / "CURRENT").exists():
             if not root.exists():
@@ -228,29 +260,100 @@ class SearchEngine:
             )
         if own.manifest["vocab_sha256"] != manifest["vocab_sha256"] or own.dim != manifest["dim"]:
             raise QsearchError(f"the model inside {gen} does not match its index; {_BUILD_HINT}")
-        index = vindex.load(gen / "vectors.faiss", manifest["index_type"])
-        if index.d != manifest["dim"]:
-            raise QsearchError(f"{gen}/vectors.faiss has dimension {index.d}, the model {manifest['dim']}; {_BUILD_HINT}")
-        store = Store(gen / "questions.db")
-        engine = cls(root, gen, manifest, own, store, index)
+        db = gen / "questions.db"
+        read_only = not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(root, os.W_OK))
+        store = Store(db, read_only=read_only)
+        store.check()
+        index = cls._load_vectors(gen, manifest, own, store, read_only)
+        engine = cls(root, gen, manifest, own, store, index, read_only)
         engine._catch_up()
         return engine
 
-    def _catch_up(self) -> None:
-        """Index rows that are in the store but not in FAISS (an ``add`` killed midway).
+    @staticmethod
+    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, read_only: bool):
+        """The vector index; lost, damaged or not matching the store, it is rebuilt from the store."""
+        path = gen / "vectors.faiss"
+        problem = None
+        try:
+            index = vindex.load(path, manifest["index_type"]) if path.exists() else None
+            if index is None:
+                problem = "is missing"
+            elif index.d != manifest["dim"]:
+                problem = f"has dimension {index.d}, the model {manifest['dim']}"
+            elif not set(vindex.indexed_ids(index).tolist()) <= set(store.all_ids().tolist()):
+                problem = "holds ids the store lacks (it comes from another build)"
+        except QsearchError:
+            problem = "cannot be read"
+        if problem is None:
+            return index
+        rows = store.all_rows()
+        index = vindex.new_index(manifest["dim"], manifest["index_type"])
+        for start in range(0, len(rows), 20000):
+            chunk = rows[start : start + 20000]
+            index.add_with_ids(encoder.encode([t for _, t in chunk]), np.array([i for i, _ in chunk], dtype=np.int64))
+        if not read_only:
+            vindex.save(index, path)
+        log.warning("%s %s: rebuilt it from the %d questions in questions.db", path, problem, len(rows))
+        return index
 
-        The store is the source of truth: ids in FAISS but not in the store mean the files
-        come from different builds, which cannot be repaired here.
-        """
+    @classmethod
+    def repair(cls, path: Path | str = DEFAULT_INDEX) -> int:
+        """Rebuild the vector file from the store (every text it holds); returns the count."""
+        root = Path(path)
+        engine = cls.open(root)
+        if engine.read_only:
+            raise QsearchError(f"the index at {root} is read-only (no write permission); repair needs write access")
+        with engine._write, _writer_lock(root):
+            (engine.generation / "vectors.faiss").unlink(missing_ok=True)
+            engine.index = cls._load_vectors(engine.generation, engine.manifest, engine.encoder, engine.store, False)
+            engine._pending = 0
+        engine.close()
+        return int(engine.index.ntotal)
+
+    def _catch_up(self) -> None:
+        """Index rows that are in the store but not in FAISS (an ``add`` killed midway)."""
         ids = vindex.indexed_ids(self.index)
         missing = self.store.rows_missing_from(ids)
-        if len(ids) + len(missing) != len(self.store):
-            raise QsearchError(f"the vector index in {self.generation} holds ids the store lacks; {_BUILD_HINT}")
         if missing:
-            self.index.add_with_ids(
-                self.encoder.encode([t for _, t in missing]), np.array([i for i, _ in missing], dtype=np.int64)
-            )
+            self._add_rows(missing)
             self._pending += len(missing)
+
+    def _add_rows(self, rows: list[tuple[int, str]]) -> None:
+        vectors = self.encoder.encode([t for _, t in rows])
+        with self._faiss.writing():
+            self.index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
+        self._top = max(self._top, max(i for i, _ in rows))
+
+    def refresh(self) -> None:
+        """Catch up with other processes: follow a rebuild to its new generation, then index
+        the rows committed to the store after the last one this engine indexed (cheap when none)."""
+        with self._refresh:
+            current = self._current()
+            if current != self.generation.name:
+                self._follow(current)
+            top = self.store.max_id()
+            if top > self._top:
+                self._add_rows(self.store.rows_after(self._top))
+
+    def _current(self) -> str:
+        try:
+            return (self.root / "CURRENT").read_text().strip()
+        except OSError:
+            return self.generation.name
+
+    def _follow(self, current: str) -> None:
+        """Another process rebuilt the index: switch to the new generation."""
+        try:
+            fresh = type(self).open(self.root)
+        except QsearchError as e:
+            log.warning("the index at %s was rebuilt but its new generation cannot be opened yet: %s", self.root, e)
+            return
+        with self._faiss.writing():
+            old = self.store
+            self.generation, self.manifest, self.encoder = fresh.generation, fresh.manifest, fresh.encoder
+            self.store, self.index, self.read_only, self._top = fresh.store, fresh.index, fresh.read_only, fresh._top
+            self._pending = fresh._pending
+        old.close()
 
     # ---- using ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -263,12 +366,14 @@ class SearchEngine:
     def search(self, questions: list[str], k: int = 5, threshold: float | None = None) -> list[list[Match]]:
         """The ``k`` nearest known questions for each question, best first."""
         questions = clean_questions(questions)
+        _check_k(k)
+        self.refresh()
         return self._search_vectors(self.encoder.encode(questions), k, threshold)
 
     def _search_vectors(self, vectors: np.ndarray, k: int, threshold: float | None) -> list[list[Match]]:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise QsearchError(f"k must be a whole number of at least 1, got {k!r}")
-        threshold = self.threshold if threshold is None else float(threshold)
+        _check_k(k)
+        threshold = check_threshold(threshold)
+        threshold = self.threshold if threshold is None else threshold
         if len(self) == 0:
             return [[] for _ in vectors]
         with self._faiss.reading():
@@ -291,17 +396,26 @@ class SearchEngine:
         Returns the ids of the questions and, for ``k`` >= 1, their matches before adding.
         """
         questions = clean_questions(questions)
+        check_threshold(threshold)
+        if k:
+            _check_k(k)
+        self.refresh()
+        if self.read_only:
+            raise QsearchError(f"the index at {self.root} is read-only (no write permission): it answers queries, adds need write access")
         vectors = self.encoder.encode(questions)
         with self._write, _writer_lock(self.root):
-            if (self.root / "CURRENT").read_text().strip() != self.generation.name:
-                raise QsearchError(f"the index at {self.root} was rebuilt since it was opened; open it again (restart the server)")
+            if self._current() != self.generation.name:
+                raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
+            self.refresh()
             matches = self._search_vectors(vectors, k, threshold) if k else []
-            ids, fresh = self.store.insert_new(questions)
-            if fresh:
-                row = {i: n for n, i in enumerate(ids)}
-                with self._faiss.writing():
-                    self.index.add_with_ids(vectors[[row[i] for i in fresh]], np.array(fresh, dtype=np.int64))
-                self._pending += len(fresh)
+            with self._refresh:  # a search's catch-up must not index these rows a second time
+                ids, fresh = self.store.insert_new(questions)
+                if fresh:
+                    row = {i: n for n, i in enumerate(ids)}
+                    with self._faiss.writing():
+                        self.index.add_with_ids(vectors[[row[i] for i in fresh]], np.array(fresh, dtype=np.int64))
+                        self._top = max(self._top, max(fresh))
+                    self._pending += len(fresh)
             if self._pending >= CHECKPOINT_EVERY:
                 self.save()
         return ids, matches
@@ -312,13 +426,14 @@ class SearchEngine:
         Added rows are safe in SQLite as soon as ``add`` returns; the checkpoint only spares
         the next ``open`` from encoding them again.
         """
-        if self._pending:
+        if self._pending and not self.read_only:
             with self._faiss.reading():
                 vindex.save(self.index, self.generation / "vectors.faiss")
             self._pending = 0
 
     def close(self) -> None:
         """Write the checkpoint and close the store."""
-        with self._write, _writer_lock(self.root):
-            self.save()
+        if not self.read_only:
+            with self._write, _writer_lock(self.root):
+                self.save()
         self.store.close()

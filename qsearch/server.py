@@ -2,11 +2,18 @@
 
 The model and index are loaded once. Searches run concurrently in FastAPI's thread pool;
 adds are serialised by the engine's single writer and are committed to SQLite before the
-response is sent, so an acknowledged add survives a crash and the next search sees it.
+response is sent, so an acknowledged add survives a crash and the next search sees it, in
+this process or any other that has the index open (each request first catches up with the store).
+
+Writes can be put behind a key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, compared
+in constant time); a server bound beyond loopback refuses to start without one unless it is
+read-only.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from qsearch.errors import QsearchError
-from qsearch.search import SearchEngine
+from qsearch.search import SearchEngine, clean_questions
 
 MAX_BODY_BYTES = 1_000_000
 MAX_QUERIES = 100
@@ -73,8 +80,19 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(engine: SearchEngine) -> FastAPI:
-    """An app serving ``engine``; the caller owns opening and closing it."""
+def _key_matches(request: Request, api_key: str) -> bool:
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), api_key.encode("utf-8"))
+
+
+def create_app(engine: SearchEngine, api_key: str | None = None, read_only: bool = False) -> FastAPI:
+    """An app serving ``engine``; the caller owns opening and closing it.
+
+    With ``api_key``, /add needs that key; with ``read_only``, /add is refused (403).
+    """
     app = FastAPI(title="qsearch", description="Duplicate-question search over HTTP.", version="0.1.0")
 
     app.add_middleware(BodyLimit)
@@ -95,8 +113,12 @@ def create_app(engine: SearchEngine) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        """Liveness, the number of indexed questions and the model in use."""
-        return {"status": "ok", "questions": len(engine), "model": engine.encoder.name, "threshold": engine.threshold}
+        """Liveness, the number of stored questions (all searchable) and the model in use."""
+        engine.refresh()
+        return {
+            "status": "ok", "questions": len(engine.store), "model": engine.encoder.name, "threshold": engine.threshold,
+            "writable": not (read_only or engine.read_only),
+        }
 
     @app.post("/search")
     def search(req: SearchRequest):
@@ -108,30 +130,56 @@ def create_app(engine: SearchEngine) -> FastAPI:
             return _error(422, "queries: give at least one question")
         if len(queries) > MAX_QUERIES:
             return _error(422, f"queries: at most {MAX_QUERIES} per request")
+        queries = clean_questions(queries)
         results = engine.search(queries, req.k, req.threshold)
         if req.query is not None:
             return {"matches": [m.to_dict() for m in results[0]]}
         return {"results": [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]}
 
     @app.post("/add")
-    def add(req: AddRequest):
+    def add(req: AddRequest, request: Request):
         """Report the duplicates already known for each question, then add the questions."""
-        ids, matches = engine.search_and_add(req.questions, req.k, req.threshold)
+        if read_only:
+            return _error(403, "this server is read-only: adds are refused")
+        if api_key is not None and not _key_matches(request, api_key):
+            return _error(401, "adding needs the server's API key (Authorization: Bearer KEY or X-API-Key: KEY)")
+        questions = clean_questions(req.questions)
+        ids, matches = engine.search_and_add(questions, req.k, req.threshold)
         return {
             "results": [
-                {"query": q, "id": i, "matches": [m.to_dict() for m in ms]} for q, i, ms in zip(req.questions, ids, matches)
+                {"query": q, "id": i, "matches": [m.to_dict() for m in ms]} for q, i, ms in zip(questions, ids, matches)
             ]
         }
 
     return app
 
 
-def serve(index: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Open the index once and serve it until interrupted; writes the checkpoint on the way out."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(index: Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, read_only: bool = False) -> None:
+    """Open the index once and serve it until interrupted; writes the checkpoint on the way out.
+
+    Beyond loopback, writes need ``api_key`` unless the server is ``read_only``.
+    """
     import uvicorn
 
+    if api_key is not None and not api_key.strip():
+        raise QsearchError("the API key is empty; give a long random string (or none on loopback)")
+    if not is_loopback(host) and api_key is None and not read_only:
+        raise QsearchError(
+            f"binding to {host} would let anyone who reaches the port add questions: "
+            "give --api-key (or set QSEARCH_API_KEY), or pass --read-only"
+        )
     engine = SearchEngine.open(index)
     try:
-        uvicorn.run(create_app(engine), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(engine, api_key, read_only), host=host, port=port, log_level="warning")
     finally:
         engine.close()

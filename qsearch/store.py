@@ -7,12 +7,15 @@ cold ``qsearch query`` should not pay for that. WAL mode; every SQL statement is
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from qsearch.errors import QsearchError
 
 TABLE = "questions"
 
@@ -24,17 +27,41 @@ class Store:
     running beside an add sees only committed rows (WAL lets readers and the writer overlap).
     """
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, read_only: bool = False, create: bool = False):
+        self.path = Path(path)
+        self.read_only = read_only
+        if not create and not self.path.exists():
+            raise QsearchError(
+                f"{self.path} is missing, and with it the index's texts; restore it from a backup "
+                "(`qsearch build-index` would start over from your source questions, without any added since)"
+            )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self.conn = self._connect()
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.conn = self._connect()
+            if not read_only:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as e:
+            raise self.damaged(e) from None
+
+    def damaged(self, error: Exception) -> QsearchError:
+        """The one-line error for a store SQLite cannot read."""
+        return QsearchError(f"{self.path} cannot be read ({error}); restore it from a backup")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:  # a query on a read-only folder must not try to write (WAL files, journal mode)
+            uri = f"file:{self.path}?mode=ro" + ("" if os.path.exists(f"{self.path}-wal") else "&immutable=1")
+            return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
+
+    def check(self) -> int:
+        """The number of rows, reading the table once: a damaged or foreign file is a clear error."""
+        try:
+            return len(self)
+        except sqlite3.DatabaseError as e:
+            raise self.damaged(e) from None
 
     @property
     def reader(self) -> sqlite3.Connection:
@@ -49,7 +76,7 @@ class Store:
         """A new store holding ``texts`` (already unique) with ids 1..n in order."""
         import sqlite_utils
 
-        store = cls(path)
+        store = cls(path, create=True)
         db = sqlite_utils.Database(store.conn)
         db[TABLE].create({"id": int, "text": str}, pk="id", not_null={"text"})
         db[TABLE].create_index(["text"], unique=True)
@@ -101,6 +128,17 @@ class Store:
             return []
         have = set(indexed_ids.tolist())
         return [(i, t) for i, t in self.reader.execute(f"SELECT id, text FROM {TABLE} ORDER BY id") if i not in have]
+
+    def max_id(self) -> int:
+        """The highest id stored (0 when empty): rows above what an engine indexed are new."""
+        return self.reader.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()[0]
+
+    def rows_after(self, last_id: int) -> list[tuple[int, str]]:
+        """(id, text) of the rows added after ``last_id``, oldest first (ids only grow)."""
+        return list(self.reader.execute(f"SELECT id, text FROM {TABLE} WHERE id > ? ORDER BY id", (last_id,)))
+
+    def all_rows(self) -> list[tuple[int, str]]:
+        return list(self.reader.execute(f"SELECT id, text FROM {TABLE} ORDER BY id"))
 
     def all_ids(self) -> np.ndarray:
         return np.fromiter((i for (i,) in self.reader.execute(f"SELECT id FROM {TABLE}")), dtype=np.int64)

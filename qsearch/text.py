@@ -13,6 +13,8 @@ from pathlib import Path
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 TOKENIZER_NAME = "nfkc-lower-words-punct-v1"
+PIECES_NAME = "known-word-or-crc32(word,char3)-v2"
+MAX_PIECES = 12
 
 
 def tokenize(text: str) -> list[str]:
@@ -28,9 +30,11 @@ def tokenize(text: str) -> list[str]:
 class Vocabulary:
     """Token <-> id table. Id 0 is padding, id 1 the unknown token.
 
-    Unknown tokens are hashed (CRC32) into ``buckets`` extra ids after the known ones, so two
-    different rare words (two city names, say) still get different vectors; with no buckets
-    they all share <unk>.
+    A known token is one id. An unknown token (a typo, a rare name, a number) is a few hashed
+    *pieces* in ``buckets`` extra ids after the known ones: the whole token and its character
+    3-grams (fastText's idea), whose embeddings are averaged. So "112" and "436" get different
+    vectors, and "lern" shares most pieces with other spellings of its word. With no buckets,
+    every unknown token is <unk>.
     """
 
     def __init__(self, tokens: list[str], buckets: int = 0):
@@ -39,27 +43,44 @@ class Vocabulary:
         self.tokens = tokens
         self.buckets = buckets
         self.index = {t: i for i, t in enumerate(tokens)}
+        self._unknown: dict[str, tuple[int, ...]] = {}
 
     @classmethod
-    def build(cls, texts: Iterable[str], min_count: int = 2, max_size: int = 30000, buckets: int = 0) -> "Vocabulary":
-        """Keep tokens seen at least ``min_count`` times, most frequent first, at most ``max_size``."""
+    def build(
+        cls, texts: Iterable[str], min_count: int = 2, max_size: int = 30000, buckets: int = 0, extra: Iterable[str] = ()
+    ) -> "Vocabulary":
+        """Keep tokens seen at least ``min_count`` times, most frequent first, at most ``max_size``;
+        then the ``extra`` words (a general word list) that are not in yet."""
         counts = Counter(t for text in texts for t in tokenize(text))
-        kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
-        return cls([PAD, UNK] + kept[: max_size - 2], buckets)
+        kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count][: max_size - 2]
+        known = set(kept)
+        kept += [w for w in dict.fromkeys(extra) if w not in known and w not in (PAD, UNK)]
+        return cls([PAD, UNK] + kept, buckets)
 
     def __len__(self) -> int:
         """Number of ids (known tokens plus hash buckets): the embedding table's row count."""
         return len(self.tokens) + self.buckets
 
-    def _unknown(self, token: str) -> int:
-        if not self.buckets:
-            return 1
-        return len(self.tokens) + zlib.crc32(token.encode("utf-8")) % self.buckets
+    def pieces(self, token: str) -> tuple[int, ...]:
+        """Ids whose mean embedding stands for ``token``: its own id, or its hashed pieces."""
+        known = self.index.get(token)
+        if known is not None:
+            return (known,)
+        found = self._unknown.get(token)
+        if found is None:
+            found = unknown_pieces(token, len(self.tokens), self.buckets) if self.buckets else (1,)
+            if len(self._unknown) < 100_000:
+                self._unknown[token] = found
+        return found
 
-    def ids(self, text: str, max_len: int) -> list[int]:
-        """Token ids of ``text`` (unknown tokens hashed into buckets), truncated to ``max_len``."""
-        get = self.index.get
-        return [get(t) or self._unknown(t) for t in tokenize(text)[:max_len]]
+    def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
+        """One tuple of piece ids per token of ``text``, truncated to ``max_len`` tokens."""
+        get, pieces = self.index.get, self.pieces
+        out = []
+        for t in tokenize(text)[:max_len]:
+            i = get(t)
+            out.append((i,) if i is not None else pieces(t))
+        return out
 
     @property
     def sha256(self) -> str:
@@ -78,3 +99,28 @@ class Vocabulary:
         if not head.startswith("#buckets "):
             raise ValueError(f"{path} does not start with a '#buckets N' line")
         return cls(body.split("\n")[:-1], int(head.split()[1]))
+
+
+def english_words(n: int) -> list[str]:
+    """The ``n`` most frequent English words (wordfreq) that the tokenizer keeps whole.
+
+    With a teacher, these give the vocabulary words no training question uses, each starting
+    from the teacher's own vector of it, so a question in other words still lands near its meaning.
+    """
+    if n <= 0:
+        return []
+    try:
+        import wordfreq
+    except ImportError:
+        from qsearch.errors import QsearchError
+
+        raise QsearchError("a vocabulary beyond the training texts needs wordfreq: pip install 'qsearch[teacher]'") from None
+    return [w for w in wordfreq.top_n_list("en", n) if w.isalpha() and tokenize(w) == [w]]
+
+
+def unknown_pieces(token: str, first: int, buckets: int) -> tuple[int, ...]:
+    """The whole token and its character 3-grams (with < > marking the ends), hashed (CRC32)
+    into ``buckets`` ids from ``first``; at most ``MAX_PIECES``, the whole token first."""
+    marked = f"<{token}>"
+    grams = [f"\x01{token}"] + [marked[i : i + 3] for i in range(max(1, len(marked) - 2))]
+    return tuple(dict.fromkeys(first + zlib.crc32(g.encode("utf-8", "surrogatepass")) % buckets for g in grams[:MAX_PIECES]))

@@ -1,59 +1,42 @@
 """Train the Siamese LSTM on the duplicate pairs of the train part (nanoGPT-style: one loop).
 
 Pairs -> batches with no two pairs of one duplicate cluster (so no false in-batch negatives)
--> batch-hard triplet loss -> validation ROC-AUC after every epoch -> the best epoch is kept,
-its threshold chosen on validation, then validation and test metrics go into the manifest.
+-> a sum of objectives (batch-hard triplet, ranking over labelled non-duplicates, and with a
+teacher, distillation) -> validation ROC-AUC after every epoch -> the best epoch is kept, its
+threshold chosen on validation, then validation and test metrics go into the manifest.
+
+With a teacher (training time only) there are three steps before that: the teacher encodes
+every question the student may learn from (cached on disk), the embedding table starts from
+the teacher's vectors of single words (reduced by PCA), and a distillation-only stage teaches
+the LSTM to carry those meanings into sentence vectors.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from qsearch.augment import augment
+from qsearch.config import DISTILL_KINDS, TrainConfig
 from qsearch.data import SPLIT_RULE, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder
 from qsearch.errors import QsearchError
 from qsearch.evaluate import choose_threshold, classification_metrics, pair_scores, roc_auc
-from qsearch.loss import batch_hard_triplet_loss, pair_ranking_loss
 from qsearch.manifest import sha256_file
-from qsearch.model import LSTMEncoder, ModelConfig, batch_tensors
-from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
-from qsearch.text import TOKENIZER_NAME, Vocabulary
+from qsearch.model import LSTMEncoder, batch_tensors
+from qsearch.objectives import Batch, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
+from qsearch.teacher import Teacher, cached_encode, teacher_name
+from qsearch.text import PIECES_NAME, TOKENIZER_NAME, Vocabulary, english_words
+from qsearch.word_init import initial_embeddings
 
 
-@dataclass
-class TrainConfig:
-    """Everything that decides the trained model; stored in its manifest."""
-
-    data: Path = DEFAULT_PAIRS
-    corpus: Path | None = DEFAULT_CORPUS
-    epochs: int = 12
-    batch_size: int = 256
-    lr: float = 2e-3
-    dim: int = 128
-    embed_dim: int = 128
-    bidirectional: bool = True
-    dropout: float = 0.1
-    margin: float = 0.25
-    transitive: bool = True
-    labelled_negatives: bool = True
-    min_count: int = 2
-    max_vocab: int = 30000
-    oov_buckets: int = 2000
-    max_len: int = 64
-    patience: int = 3
-    pretrain_epochs: int = 0
-    seed: int = 0
-    threads: int = 0  # torch threads; 0 leaves torch's own choice
-
-
-def _make_batches(pairs: list[tuple[list[int], list[int], int]], batch_size: int, rng: np.random.Generator):
+def _make_batches(pairs: list, batch_size: int, rng: np.random.Generator) -> Iterator[list]:
     """Shuffle, then yield full batches in which no duplicate cluster appears twice.
 
     A pair whose cluster is already in the batch (it would be a false negative there) waits
@@ -93,13 +76,14 @@ def _vocabulary_texts(config: TrainConfig, parts: dict) -> list[str]:
 class _Data:
     parts: dict
     vocab: Vocabulary
-    pairs: list[tuple[list[int], list[int], int]]
-    negatives: list[tuple[list[int], list[int]]]
-    pretrain: list[list[int]]
+    questions: list[str]  # every distinct question the student may learn from
+    ids: dict[str, list]  # each of them tokenized once
+    pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b)
+    negatives: list[tuple]
 
 
-def _training_data(config: TrainConfig, log) -> _Data:
-    """Pairs file -> split -> vocabulary -> token-id training pairs (never a test pair)."""
+def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
+    """Pairs file -> split -> vocabulary -> token ids of each distinct question (never a test pair)."""
     table = load_pairs(config.data)
     parts = split_pairs(table.frame)
     train_part, val = parts["train"], parts["validation"]
@@ -108,42 +92,46 @@ def _training_data(config: TrainConfig, log) -> _Data:
         raise QsearchError(f"{config.data} has no duplicate pairs (is_duplicate = 1) in its train part")
     if val.empty or val["is_duplicate"].nunique() < 2:
         raise QsearchError(f"{config.data} is too small: its validation part needs duplicate and non-duplicate pairs")
-    q1, q2 = dups["question1"].tolist(), dups["question2"].tolist()
+    q1, q2 = dups["question1"].str.strip().tolist(), dups["question2"].str.strip().tolist()
     given = list(zip(q1, q2))
     extra = transitive_pairs(q1, q2) if config.transitive else []
     cluster = duplicate_components(q1, q2)
     texts = _vocabulary_texts(config, parts)
-    vocab = Vocabulary.build(texts, config.min_count, config.max_vocab, config.oov_buckets)
-    ids = {q: vocab.ids(q, config.max_len) for q in cluster}
-    pairs = [(ids[a], ids[b], cluster[a]) for a, b in given + extra if ids[a] and ids[b]]
-    pairs += [(b, a, c) for a, b, c in pairs]
+    general = english_words(config.english_words) if with_teacher else []
+    vocab = Vocabulary.build(texts, config.min_count, config.max_vocab, config.buckets, extra=general)
+    questions = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
+    row = {q: n for n, q in enumerate(questions)}
+    ids = {q: vocab.ids(q, config.model.max_len) for q in questions}
+    pairs = [(ids[a], ids[b], cluster[a], row[a], row[b]) for a, b in given + extra if a and b]
+    pairs += [(b, a, c, rb, ra) for a, b, c, ra, rb in pairs]
     negatives = []
     if config.labelled_negatives:
         non_dups = train_part[train_part["is_duplicate"] == 0]
-        for a, b in zip(non_dups["question1"], non_dups["question2"]):
-            x, y = vocab.ids(a, config.max_len), vocab.ids(b, config.max_len)
-            if x and y:
-                negatives.append((x, y))
-    pretrain = [x for x in (vocab.ids(t, config.max_len) for t in dict.fromkeys(texts)) if len(x) >= 3] if config.pretrain_epochs else []
+        for a, b in zip(non_dups["question1"].str.strip(), non_dups["question2"].str.strip()):
+            if a and b:
+                negatives.append((ids[a], ids[b]))
     log(
         f"data: {Path(config.data).name}: {len(table.frame)} pairs ({table.skipped_rows} unreadable rows skipped); "
         f"train {len(train_part)}, validation {len(val)}, test {len(parts['test'])}; "
         f"{len(given)} duplicate + {len(extra)} transitive training pairs "
         f"({len(given) + len(extra) - len(pairs) // 2} with an empty question left out), both directions; "
-        f"{len(negatives)} labelled non-duplicates; vocabulary {len(vocab)}"
-        + (f"; {len(pretrain)} questions for pretraining" if pretrain else "")
+        f"{len(negatives)} labelled non-duplicates; {len(questions)} distinct questions; "
+        f"vocabulary {len(vocab.tokens)} words ({len(general)} general) + {vocab.buckets} piece buckets"
     )
-    return _Data(parts, vocab, pairs, negatives, pretrain)
+    return _Data(parts, vocab, questions, ids, pairs, negatives)
 
 
-def _denoising_pairs(questions: list[list[int]], rng: np.random.Generator, drop: float = 0.15):
-    """(question, the question with ~15% of its tokens dropped) pairs for unlabelled pretraining."""
-    pairs = []
-    for n, ids in enumerate(questions):
-        keep = rng.random(len(ids)) >= drop
-        view = [t for t, k in zip(ids, keep) if k] or ids[:1]
-        pairs.append((ids, view, n))
-    return pairs
+def _distill_batches(data: _Data, config: TrainConfig, rng: np.random.Generator) -> Iterator[list]:
+    """Batches of (ids of a question or of a noisy copy, its row in the teacher's table)."""
+    order = rng.permutation(len(data.questions))
+    for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
+        batch = []
+        for n in order[start : start + config.batch_size]:
+            q = data.questions[n]
+            noisy = augment(q, rng) if rng.random() < config.augment else q
+            ids = data.ids[q] if noisy == q else data.vocab.ids(noisy, config.model.max_len)
+            batch.append((ids or data.ids[q], n))
+        yield [b for b in batch if b[0]]
 
 
 def _schedule(optimizer, total: int):
@@ -154,80 +142,130 @@ def _schedule(optimizer, total: int):
     )
 
 
-def _step(model, optimizer, schedule, batch, negatives, margin: float, rng) -> float:
-    """One optimisation step: triplet loss on the batch, plus the ranking term if negatives."""
-    x1, l1 = batch_tensors([p[0] for p in batch])
-    x2, l2 = batch_tensors([p[1] for p in batch])
-    v1, v2 = model(x1, l1), model(x2, l2)
-    loss = batch_hard_triplet_loss(v1, v2, margin)
-    if negatives:
-        picked = [negatives[i] for i in rng.integers(0, len(negatives), len(batch))]
-        n1, m1 = batch_tensors([p[0] for p in picked])
-        n2, m2 = batch_tensors([p[1] for p in picked])
-        loss = loss + pair_ranking_loss((v1 * v2).sum(dim=1), (model(n1, m1) * model(n2, m2)).sum(dim=1), margin)
+def _student_batch(model: LSTMEncoder, stage: str, batch: list) -> Batch:
+    """Run the student on a batch: one side for distillation, both sides of the pairs otherwise."""
+    if stage == "distill":
+        return Batch([model(*batch_tensors([b[0] for b in batch]))], [np.array([b[1] for b in batch])])
+    a = model(*batch_tensors([p[0] for p in batch]))
+    b = model(*batch_tensors([p[1] for p in batch]))
+    return Batch([a, b], [np.array([p[3] for p in batch]), np.array([p[4] for p in batch])])
+
+
+def _step(model, optimizer, schedule, objectives, stage: str, batch: list) -> float:
+    """One optimisation step on the weighted sum of the stage's objectives; the loss per question."""
+    student = _student_batch(model, stage, batch)
+    loss = sum(weight * objective(student) for weight, objective in objectives)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
     optimizer.step()
     schedule.step()
     return loss.item() / len(batch)
 
 
-def train(config: TrainConfig, log: Callable[[str], None] = print, progress: Callable | None = None) -> Encoder:
-    """Train a model; ``progress(iterable, total, desc)`` may wrap the batches in a progress bar."""
+def _check(config: TrainConfig, teacher: Teacher | None) -> None:
+    if config.epochs < 1:
+        raise QsearchError("epochs must be at least 1: the kept model is the best epoch of the triplet stage")
+    if config.distill not in DISTILL_KINDS:
+        raise QsearchError(f"unknown distillation {config.distill!r}; pick one of: {', '.join(DISTILL_KINDS)}")
+    if config.batch_size < 2:
+        raise QsearchError("batch size must be at least 2 (the other pairs of a batch are the negatives)")
+    if teacher is not None and not callable(getattr(teacher, "encode", None)):
+        raise QsearchError("a teacher needs an encode(list[str]) -> array method")
+
+
+def train(
+    config: TrainConfig,
+    log: Callable[[str], None] = print,
+    progress: Callable | None = None,
+    teacher: Teacher | None = None,
+    cache_dir: Path | None = None,
+) -> Encoder:
+    """Train a model; ``progress(iterable, total, desc)`` may wrap each epoch's batches in a bar.
+
+    ``teacher`` is any object with ``encode(list[str]) -> ndarray``; it runs at training time
+    only, and its vectors are cached under ``cache_dir`` (see ``qsearch.teacher``).
+    """
+    _check(config, teacher)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    data = _training_data(config, log)
+    started = time.perf_counter()
+    data = _training_data(config, teacher is not None, log)
     val = data.parts["validation"]
-    mcfg = ModelConfig(len(data.vocab), config.embed_dim, config.dim, config.bidirectional, config.dropout, config.max_len)
+    mcfg = replace(config.model, vocab_size=len(data.vocab))
+    model = LSTMEncoder(mcfg)
+    teacher_info: dict = {"name": None}
+    objectives = [(1.0, Triplet(config.margin))]
+    if data.negatives:
+        objectives.append((1.0, Ranking(model, data.negatives, config.margin, rng)))
+    distill_objectives: list = []
+    extra_params: list = []
+    if teacher is not None:
+        t0 = time.perf_counter()
+        vectors = torch.from_numpy(cached_encode(teacher, data.questions, "questions", cache_dir, log, progress))
+        if config.word_init:
+            words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
+            init = initial_embeddings(data.vocab, words, mcfg.embed_dim, rng)
+            model.embedding.weight.data.copy_(torch.from_numpy(init))
+        teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
+        if config.distill == "projection":
+            distiller = ProjectionDistillation(vectors, mcfg.dim)
+            extra_params = list(distiller.head.parameters())
+        else:
+            distiller = SimilarityDistillation(vectors)
+        distill_objectives = [(1.0, distiller)]
+        if config.distill_weight:
+            objectives.append((config.distill_weight, distiller))
+    if config.freeze_embeddings:
+        model.embedding.weight.requires_grad_(False)
     manifest = {
         "format": "qsearch-model",
         "format_version": MODEL_FORMAT_VERSION,
         "name": "qsearch-lstm",
         "model": mcfg.to_dict(),
         "tokenizer": TOKENIZER_NAME,
+        "pieces": PIECES_NAME,
         "vocab_size": len(data.vocab),
         "vocab_sha256": data.vocab.sha256,
         "threshold": 0.5,
     }
-    model = LSTMEncoder(mcfg)
-    started = time.perf_counter()
-    stages = [("pretrain", config.pretrain_epochs), ("train", config.epochs)]
+    stages = [("distill", config.distill_epochs if distill_objectives else 0, distill_objectives), ("train", config.epochs, objectives)]
     best, best_auc, best_epoch, history = None, -1.0, 0, []
-    for stage, epochs in stages:
+    for stage, epochs, stage_objectives in stages:
         if not epochs:
             continue
-        steps = max(1, (len(data.pretrain) if stage == "pretrain" else len(data.pairs)) // config.batch_size)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+        count = len(data.questions) if stage == "distill" else len(data.pairs)
+        steps = max(1, count // config.batch_size)
+        params = [p for p in model.parameters() if p.requires_grad] + extra_params
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
         schedule = _schedule(optimizer, steps * epochs)
+        log(f"{stage}: {epochs} epochs of {steps} steps; objectives: " + ", ".join(f"{w:g} x {o.name}" for w, o in stage_objectives))
         for epoch in range(1, epochs + 1):
             model.train()
-            pairs = _denoising_pairs(data.pretrain, rng) if stage == "pretrain" else data.pairs
-            negatives = data.negatives if stage == "train" else []
-            batches = _make_batches(pairs, config.batch_size, rng)
+            if stage == "distill":
+                batches = _distill_batches(data, config, rng)
+            else:
+                batches = _make_batches(data.pairs, config.batch_size, rng)
             if progress:
                 batches = progress(batches, steps, f"{stage} epoch {epoch}")
-            losses = []
-            for batch in batches:
-                losses.append(_step(model, optimizer, schedule, batch, negatives, config.margin, rng))
-                if hasattr(batches, "set_postfix"):
-                    batches.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            losses = [_step(model, optimizer, schedule, stage_objectives, stage, batch) for batch in batches]
             model.eval()
             encoder = Encoder(manifest, data.vocab, model.numpy_weights())
             auc = roc_auc(pair_scores(encoder, val["question1"].tolist(), val["question2"].tolist()), val["is_duplicate"].to_numpy())
             log(f"{stage} epoch {epoch}: loss {np.mean(losses):.4f}  validation ROC-AUC {auc:.4f}  ({time.perf_counter() - started:.0f}s)")
-            if stage == "pretrain":
+            history.append({"stage": stage, "epoch": epoch, "loss": float(np.mean(losses)), "validation_roc_auc": auc})
+            if stage == "distill":
                 continue
-            history.append({"epoch": epoch, "loss": float(np.mean(losses)), "validation_roc_auc": auc})
             if auc > best_auc:
                 best, best_auc, best_epoch = encoder, auc, epoch
             elif epoch - best_epoch >= config.patience:
                 log(f"validation ROC-AUC has not improved for {config.patience} epochs: stopping")
                 break
     manifest["training"] = {
-        **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus")},
+        **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
+        "teacher": teacher_info,
         "corpus_file": Path(config.corpus).name if config.corpus else None,
         "data_file": Path(config.data).name,
         "data_sha256": sha256_file(Path(config.data)),
@@ -235,7 +273,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, progress: Cal
         "training_pairs": len(data.pairs),
         "labelled_non_duplicates": len(data.negatives),
         "best_epoch": best_epoch,
-        "epochs_run": len(history),
+        "epochs_run": sum(1 for h in history if h["stage"] == "train"),
         "training_seconds": round(time.perf_counter() - started, 1),
         "history": history,
     }

@@ -37,12 +37,30 @@ def corpus_questions() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, pairs_slice) -> Path:
     """A model trained for one epoch on the slice with 16-dimensional vectors (seconds)."""
-    from qsearch.train import TrainConfig, calibrate_and_save, train
+    from qsearch.config import ModelConfig, TrainConfig
+    from qsearch.train import calibrate_and_save, train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
-    config = TrainConfig(data=pairs_slice, epochs=1, dim=16, embed_dim=16, batch_size=64, threads=1)
+    config = TrainConfig(data=pairs_slice, epochs=1, model=ModelConfig(dim=16, embed_dim=16), batch_size=64, threads=1)
     calibrate_and_save(train(config, log=lambda m: None), config, out, log=lambda m: None)
     return out
+
+
+class HashTeacher:
+    """A small stand-in teacher: bag-of-words vectors hashed into 48 dimensions (deterministic)."""
+
+    name = "hash-bag-of-words-48"
+
+    def encode(self, texts: list[str]):
+        import zlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), 48), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, zlib.crc32(word.encode()) % 48] += 1.0
+        return out
 
 
 def run_cli(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

@@ -8,9 +8,10 @@ from conftest import run_cli
 
 def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     out = tmp_path / "model"
-    run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--batch-size", "64")
+    run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--batch-size", "64", "--teacher", "none")
     manifest = json.loads((out / "model.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["model"]["dim"] == 16
+    assert manifest["format_version"] == 2 and manifest["model"]["dim"] == 16
+    assert manifest["training"]["teacher"]["name"] is None
     assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64
     assert {"validation", "test"} <= set(manifest["metrics"])
     assert manifest["threshold"] == manifest["metrics"]["validation"]["threshold"]
@@ -18,9 +19,10 @@ def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
 
 
 def test_same_seed_gives_the_same_model(pairs_slice, tmp_path):
-    from qsearch.train import TrainConfig, train
+    from qsearch.config import ModelConfig, TrainConfig
+    from qsearch.train import train
 
-    config = TrainConfig(data=pairs_slice, epochs=1, dim=8, embed_dim=8, batch_size=64, threads=1, seed=3)
+    config = TrainConfig(data=pairs_slice, epochs=1, model=ModelConfig(dim=8, embed_dim=8), batch_size=64, threads=1, seed=3)
     a, b = train(config, log=lambda m: None), train(config, log=lambda m: None)
     texts = ["How old are you?", "What is love?"]
     assert np.array_equal(a.encode(texts), b.encode(texts))
@@ -52,7 +54,7 @@ def test_compare_prints_cosine_and_verdict(tiny_model):
 def test_training_on_a_file_without_duplicates_is_a_clear_error(tmp_path):
     data = tmp_path / "nodups.csv"
     data.write_text("id,question1,question2,is_duplicate\n" + "".join(f"{i},q{i} a,q{i} b,0\n" for i in range(50)))
-    result = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), check=False)
+    result = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--teacher", "none", check=False)
     assert result.returncode == 1 and "no duplicate pairs" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -85,11 +87,3 @@ def test_evaluate_retrieval_reports_recall_and_mrr(pairs_slice, tmp_path):
     assert retrieval["recall@1"] <= retrieval["mrr@10"] <= 1
 
 
-def test_pretraining_on_unlabelled_questions_runs_before_training(pairs_slice):
-    from qsearch.train import TrainConfig, train
-
-    lines = []
-    config = TrainConfig(data=pairs_slice, corpus=None, epochs=1, pretrain_epochs=1, dim=8, embed_dim=8, batch_size=64, threads=1)
-    encoder = train(config, log=lines.append)
-    assert any(line.startswith("pretrain epoch 1:") for line in lines)
-    assert encoder.manifest["training"]["pretrain_epochs"] == 1

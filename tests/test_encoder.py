@@ -4,12 +4,13 @@ import torch
 
 from qsearch import Encoder
 from qsearch.errors import QsearchError
-from qsearch.model import LSTMEncoder, ModelConfig, batch_tensors
+from qsearch.config import ModelConfig
+from qsearch.model import LSTMEncoder, batch_tensors
 
 
 def torch_module(encoder: Encoder) -> LSTMEncoder:
     """The torch twin of a saved model, for checking the numpy inference against it."""
-    module = LSTMEncoder(ModelConfig(**encoder.manifest["model"]))
+    module = LSTMEncoder(ModelConfig.from_dict(encoder.manifest["model"]))
     module.load_state_dict({k: torch.tensor(v.astype(np.float32)) for k, v in encoder.weights.items()})
     return module.eval()
 

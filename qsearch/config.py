@@ -1,0 +1,72 @@
+"""The settings that decide a model: its shape (read by training and by numpy inference) and
+its training recipe. Torch-free, so the command line can take its defaults from here cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
+
+DISTILL_KINDS = ("similarity", "projection")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the network; saved in the model manifest. ``vocab_size`` is set by training."""
+
+    vocab_size: int = 0
+    embed_dim: int = 128
+    dim: int = 128
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.1
+    max_len: int = 64
+
+    def __post_init__(self) -> None:
+        if self.bidirectional and self.dim % 2:
+            raise ValueError("a bidirectional encoder needs an even dim")
+        if self.layers < 1:
+            raise ValueError("an encoder needs at least one LSTM layer")
+
+    @property
+    def hidden(self) -> int:
+        """LSTM units per direction (the output is ``dim`` wide either way)."""
+        return self.dim // 2 if self.bidirectional else self.dim
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        """Read a manifest's ``model`` entry; models saved before ``layers`` existed had one."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the trained model; stored in its manifest."""
+
+    data: Path = DEFAULT_PAIRS
+    corpus: Path | None = DEFAULT_CORPUS
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 6
+    batch_size: int = 256
+    lr: float = 2e-3
+    margin: float = 0.25
+    transitive: bool = True
+    labelled_negatives: bool = True
+    min_count: int = 2
+    max_vocab: int = 30000
+    buckets: int = 20000
+    english_words: int = 50000  # with a teacher: general words beyond the training texts
+    distill_epochs: int = 3  # with a teacher: distillation-only epochs before the triplet stage
+    distill: str = "similarity"  # similarity (cosine matrix) or projection (a head, dropped after)
+    distill_weight: float = 10.0  # weight of distillation beside the triplet loss
+    augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
+    word_init: bool = True  # with a teacher: embeddings start from its word vectors
+    freeze_embeddings: bool = False
+    patience: int = 3
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 leaves torch's own choice

@@ -1,0 +1,80 @@
+"""What a training step minimises: a weighted sum of objectives, each a small callable.
+
+An objective turns a ``Batch`` (the student's vectors for the batch, and where each question
+sits in the teacher's table) into a loss tensor. The triplet stage sums triplet, ranking and
+(with a teacher) distillation; the distillation stage uses distillation alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from qsearch.loss import batch_hard_triplet_loss, pair_ranking_loss, projection_distillation_loss, similarity_distillation_loss
+from qsearch.model import batch_tensors
+
+
+@dataclass
+class Batch:
+    """One step's student vectors: ``vectors[0]`` (and ``vectors[1]``, the duplicates of its
+    rows, in a pair batch), with each question's row in the teacher's table (``rows``)."""
+
+    vectors: list[torch.Tensor]
+    rows: list[np.ndarray]
+
+
+class Triplet:
+    """Batch-hard triplet loss over in-batch negatives: the core objective."""
+
+    name = "triplet"
+
+    def __init__(self, margin: float):
+        self.margin = margin
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        return batch_hard_triplet_loss(batch.vectors[0], batch.vectors[1], self.margin)
+
+
+class Ranking:
+    """Every duplicate of the batch should outscore labelled non-duplicates drawn at random."""
+
+    name = "ranking"
+
+    def __init__(self, model: torch.nn.Module, negatives: list, margin: float, rng: np.random.Generator, device="cpu"):
+        self.model, self.negatives, self.margin, self.rng, self.device = model, negatives, margin, rng, device
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        a, b = batch.vectors
+        picked = [self.negatives[i] for i in self.rng.integers(0, len(self.negatives), len(a))]
+        n1 = self.model(*batch_tensors([p[0] for p in picked], self.device))
+        n2 = self.model(*batch_tensors([p[1] for p in picked], self.device))
+        return pair_ranking_loss((a * b).sum(dim=1), (n1 * n2).sum(dim=1), self.margin)
+
+
+class SimilarityDistillation:
+    """The student's cosine matrix over the batch's questions matches the teacher's."""
+
+    name = "distill-similarity"
+
+    def __init__(self, teacher_vectors: torch.Tensor):
+        self.teacher = teacher_vectors
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        rows = torch.from_numpy(np.concatenate(batch.rows)).to(self.teacher.device)
+        return similarity_distillation_loss(torch.cat(batch.vectors), self.teacher[rows])
+
+
+class ProjectionDistillation:
+    """A linear head maps the student's vector onto the teacher's; dropped after training."""
+
+    name = "distill-projection"
+
+    def __init__(self, teacher_vectors: torch.Tensor, dim: int):
+        self.teacher = teacher_vectors
+        self.head = torch.nn.Linear(dim, teacher_vectors.shape[1]).to(teacher_vectors.device)
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        rows = torch.from_numpy(np.concatenate(batch.rows)).to(self.teacher.device)
+        return projection_distillation_loss(self.head(torch.cat(batch.vectors)), self.teacher[rows])

