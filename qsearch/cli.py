@@ -74,6 +74,7 @@ _T = TrainConfig()  # the defaults of `qsearch train`: one place for each settin
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Path = typer.Option(_T.data, help="Labelled pairs: CSV/TSV (gzip ok) with question1, question2, is_duplicate."),
     out: Path = typer.Option(Path("models/qsearch-lstm"), help="Model folder to write."),
     corpus: str = typer.Option(
@@ -100,6 +101,11 @@ def train(
     transitive: bool = typer.Option(_T.transitive, help="Also train on duplicates implied by transitivity (a~b, b~c => a~c)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where the teacher's vectors are cached; default ~/.cache/qsearch or $QSEARCH_CACHE."),
     seed: int = typer.Option(_T.seed, help="Random seed: the same seed and data give the same model."),
+    device: str = typer.Option("auto", help="auto (a GPU when torch sees one, else the CPU), cpu, cuda or mps. The saved model runs on the CPU either way."),
+    resume: Optional[Path] = typer.Option(
+        None, help="Continue the interrupted run whose checkpoint is in this folder (its --out); options not given "
+        "again are the checkpoint's, options given again must match it."
+    ),
 ) -> None:
     """Train the Siamese LSTM on the train part of a pairs file and write a model folder.
 
@@ -107,16 +113,23 @@ def train(
     the folder's model.json. With --teacher, the teacher encodes the training questions once
     (cached), the embeddings start from its word vectors, and its similarities are distilled.
 
+    After every epoch the training state is saved in OUT/checkpoint.pt; Ctrl-C or a crash
+    loses at most one epoch: --resume OUT continues, and ends with the model an uninterrupted
+    run would have given. The checkpoint is removed once the model is written.
+
     Examples: qsearch train --epochs 3 --out models/try1;
-    qsearch train --teacher minilm --out models/distilled
+    qsearch train --teacher minilm --out models/distilled;
+    qsearch train --resume models/distilled
     """
+    from dataclasses import replace
+
     import torch
     from tqdm import tqdm
 
-    from dataclasses import replace
-
+    from qsearch import checkpoint as ckpt
     from qsearch.config import ModelConfig
-    from qsearch.train import calibrate_and_save, train as run_training
+    from qsearch.teacher import load_teacher, teacher_spec
+    from qsearch.train import calibrate_and_save, resolve_device, train as run_training
 
     torch.set_num_threads(os.cpu_count() or 1)
     try:
@@ -125,23 +138,55 @@ def train(
         raise QsearchError(str(e)) from None
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
-        _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill, batch_size=batch_size,
-        lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
+        batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
-    teacher_model = None
-    if teacher != "none":
-        from qsearch.teacher import load_teacher
-
-        teacher_model = load_teacher(teacher)
-    trained = run_training(
-        config,
-        log=lambda m: typer.echo(m, err=True),
-        progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, leave=False, file=sys.stderr),
-        teacher=teacher_model,
-        cache_dir=cache_dir,
-    )
+    if resume is not None:
+        out = resume
+        config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher, teacher_spec)
+    chosen = resolve_device(device)
+    typer.echo(f"training on {chosen.type}" + (f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""), err=True)
+    teacher_model = load_teacher(teacher, str(chosen)) if teacher != "none" else None
+    try:
+        trained = run_training(
+            config,
+            log=lambda m: typer.echo(m, err=True),
+            progress=lambda it, total, desc: tqdm(it, total=total, desc=desc, leave=False, file=sys.stderr),
+            teacher=teacher_model,
+            cache_dir=cache_dir,
+            checkpoints=out,
+            resume=resume is not None,
+            device=chosen,
+        )
+    except KeyboardInterrupt:
+        raise QsearchError(
+            f"interrupted; every finished epoch is saved in {out}/checkpoint.pt: continue with `qsearch train --resume {out}`"
+        ) from None
     calibrate_and_save(trained, config, out, log=typer.echo)
+    ckpt.remove(out)
     typer.echo(f"model written to {out}")
+
+
+_MODEL_OPTIONS = {"dim": "dim", "embed_dim": "embed_dim", "layers": "layers"}
+_TRAIN_OPTIONS = {
+    "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill",
+    "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
+    "general_words": "english_words", "seed": "seed",
+}
+
+
+def _resumed_options(ctx: typer.Context, saved: dict, given, teacher: str, teacher_spec):
+    """The checkpoint's options, with those typed again on this command line (the run then
+    refuses them if they differ from the checkpoint's, saying what differs)."""
+    from dataclasses import replace
+
+    from qsearch.checkpoint import config_of
+
+    typed = {name for name in ctx.params if ctx.get_parameter_source(name).name == "COMMANDLINE"}
+    config = config_of(saved)
+    config = replace(config, **{field: getattr(given, field) for name, field in _TRAIN_OPTIONS.items() if name in typed})
+    model = replace(config.model, **{field: getattr(given.model, field) for name, field in _MODEL_OPTIONS.items() if name in typed})
+    return replace(config, model=model), teacher if "teacher" in typed else teacher_spec(saved["teacher"])
 
 
 @app.command()

@@ -39,7 +39,7 @@ class LSTMEncoder(nn.Module):
         packed = pack_padded_sequence(self.dropout(x), lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
-        mean = out.sum(dim=1) / lengths.unsqueeze(1).to(out.dtype)
+        mean = out.sum(dim=1) / lengths.to(out.device).unsqueeze(1).to(out.dtype)
         return nn.functional.normalize(mean, dim=1)
 
     def numpy_weights(self) -> dict[str, np.ndarray]:

@@ -380,7 +380,7 @@ class SearchEngine:
             scores, ids = self.index.search(vectors, min(k, len(self)))
         texts = self.store.texts(i for i in ids.ravel() if i >= 0)
         return [
-            [Match(int(i), texts[int(i)], float(s), bool(s > threshold)) for s, i in zip(row_s, row_i) if i >= 0]
+            [Match(int(i), texts[int(i)], float(s), float(s) > threshold) for s, i in zip(row_s, row_i) if i >= 0]
             for row_s, row_i in zip(scores, ids)
         ]
 

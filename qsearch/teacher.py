@@ -68,6 +68,17 @@ def teacher_name(teacher: Teacher) -> str:
     return str(getattr(teacher, "name", type(teacher).__name__))
 
 
+def teacher_spec(name: str | None) -> str:
+    """The ``--teacher`` value that loads a teacher of this name again (for ``--resume``)."""
+    if name is None:
+        return "none"
+    if name == "all-MiniLM-L6-v2":
+        return "minilm"
+    if name.startswith("folder:"):
+        return name.removeprefix("folder:")
+    raise QsearchError(f"a run taught by {name!r} can only be resumed from Python, with that teacher object")
+
+
 def default_cache_dir() -> Path:
     """``$QSEARCH_CACHE``, else ``$XDG_CACHE_HOME/qsearch``, else ``~/.cache/qsearch``."""
     if os.environ.get("QSEARCH_CACHE"):

@@ -43,6 +43,7 @@ class Vocabulary:
         self.tokens = tokens
         self.buckets = buckets
         self.index = {t: i for i, t in enumerate(tokens)}
+        self._one = [(i,) for i in range(len(tokens))]  # shared, so a tokenized question is a list of references
         self._unknown: dict[str, tuple[int, ...]] = {}
 
     @classmethod
@@ -65,7 +66,7 @@ class Vocabulary:
         """Ids whose mean embedding stands for ``token``: its own id, or its hashed pieces."""
         known = self.index.get(token)
         if known is not None:
-            return (known,)
+            return self._one[known]
         found = self._unknown.get(token)
         if found is None:
             found = unknown_pieces(token, len(self.tokens), self.buckets) if self.buckets else (1,)
@@ -75,11 +76,11 @@ class Vocabulary:
 
     def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
         """One tuple of piece ids per token of ``text``, truncated to ``max_len`` tokens."""
-        get, pieces = self.index.get, self.pieces
+        get, pieces, one = self.index.get, self.pieces, self._one
         out = []
         for t in tokenize(text)[:max_len]:
             i = get(t)
-            out.append((i,) if i is not None else pieces(t))
+            out.append(one[i] if i is not None else pieces(t))
         return out
 
     @property

@@ -16,15 +16,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from qsearch import checkpoint as ckpt
 from qsearch.augment import augment
 from qsearch.config import DISTILL_KINDS, TrainConfig
-from qsearch.data import SPLIT_RULE, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
+from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder
 from qsearch.errors import QsearchError
 from qsearch.evaluate import choose_threshold, classification_metrics, pair_scores, roc_auc
@@ -116,7 +117,9 @@ def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
         f"{len(given)} duplicate + {len(extra)} transitive training pairs "
         f"({len(given) + len(extra) - len(pairs) // 2} with an empty question left out), both directions; "
         f"{len(negatives)} labelled non-duplicates; {len(questions)} distinct questions; "
-        f"vocabulary {len(vocab.tokens)} words ({len(general)} general) + {vocab.buckets} piece buckets"
+        f"vocabulary {len(vocab.tokens)} words (the training texts'"
+        + (f" and a general list of {len(general)}" if general else "")
+        + f") + {vocab.buckets} piece buckets"
     )
     return _Data(parts, vocab, questions, ids, pairs, negatives)
 
@@ -142,18 +145,18 @@ def _schedule(optimizer, total: int):
     )
 
 
-def _student_batch(model: LSTMEncoder, stage: str, batch: list) -> Batch:
+def _student_batch(model: LSTMEncoder, stage: str, batch: list, device) -> Batch:
     """Run the student on a batch: one side for distillation, both sides of the pairs otherwise."""
     if stage == "distill":
-        return Batch([model(*batch_tensors([b[0] for b in batch]))], [np.array([b[1] for b in batch])])
-    a = model(*batch_tensors([p[0] for p in batch]))
-    b = model(*batch_tensors([p[1] for p in batch]))
+        return Batch([model(*batch_tensors([b[0] for b in batch], device))], [np.array([b[1] for b in batch])])
+    a = model(*batch_tensors([p[0] for p in batch], device))
+    b = model(*batch_tensors([p[1] for p in batch], device))
     return Batch([a, b], [np.array([p[3] for p in batch]), np.array([p[4] for p in batch])])
 
 
-def _step(model, optimizer, schedule, objectives, stage: str, batch: list) -> float:
+def _step(model, optimizer, schedule, objectives, stage: str, batch: list, device) -> float:
     """One optimisation step on the weighted sum of the stage's objectives; the loss per question."""
-    student = _student_batch(model, stage, batch)
+    student = _student_batch(model, stage, batch, device)
     loss = sum(weight * objective(student) for weight, objective in objectives)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -174,37 +177,78 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError("a teacher needs an encode(list[str]) -> array method")
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: a CUDA GPU when torch sees one, then Apple's MPS, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise QsearchError("no CUDA device was found (torch sees no GPU); --device auto or --device cpu works")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise QsearchError("no MPS device was found (Apple GPUs only); --device auto or --device cpu works")
+    if name not in ("cpu", "cuda", "mps"):
+        raise QsearchError(f"unknown device {name!r}; pick auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+@dataclass
+class _State:
+    """What a checkpoint restores beside the weights: where the run is and the best so far."""
+
+    stage: str = ""
+    epoch: int = 0
+    stopped: bool = False
+    best_weights: dict | None = None
+    best_auc: float = -1.0
+    best_epoch: int = 0
+    history: list = field(default_factory=list)
+
+
 def train(
     config: TrainConfig,
     log: Callable[[str], None] = print,
     progress: Callable | None = None,
     teacher: Teacher | None = None,
     cache_dir: Path | None = None,
+    checkpoints: Path | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
 ) -> Encoder:
     """Train a model; ``progress(iterable, total, desc)`` may wrap each epoch's batches in a bar.
 
     ``teacher`` is any object with ``encode(list[str]) -> ndarray``; it runs at training time
-    only, and its vectors are cached under ``cache_dir`` (see ``qsearch.teacher``).
+    only, and its vectors are cached under ``cache_dir`` (see ``qsearch.teacher``). With
+    ``checkpoints`` (a folder), the training state is written there after every epoch;
+    ``resume`` continues from it. ``device`` runs the student and the losses there.
     """
     _check(config, teacher)
+    device = torch.device(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     started = time.perf_counter()
+    check_file(Path(config.data))
+    data_sha256 = sha256_file(Path(config.data))
+    mark = ckpt.fingerprint(config, data_sha256, teacher_name(teacher) if teacher is not None else None)
+    saved = ckpt.load(checkpoints) if resume else None
+    if saved is not None and ckpt.differences(saved["fingerprint"], mark):
+        raise QsearchError(f"the checkpoint in {checkpoints} comes from other data or options: " + "; ".join(ckpt.differences(saved["fingerprint"], mark)))
     data = _training_data(config, teacher is not None, log)
     val = data.parts["validation"]
     mcfg = replace(config.model, vocab_size=len(data.vocab))
-    model = LSTMEncoder(mcfg)
+    model = LSTMEncoder(mcfg).to(device)
     teacher_info: dict = {"name": None}
     objectives = [(1.0, Triplet(config.margin))]
     if data.negatives:
-        objectives.append((1.0, Ranking(model, data.negatives, config.margin, rng)))
+        objectives.append((1.0, Ranking(model, data.negatives, config.margin, rng, device)))
     distill_objectives: list = []
-    extra_params: list = []
+    head = None
     if teacher is not None:
         t0 = time.perf_counter()
-        vectors = torch.from_numpy(cached_encode(teacher, data.questions, "questions", cache_dir, log, progress))
+        vectors = torch.from_numpy(cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)).to(device)
         if config.word_init:
             words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
             init = initial_embeddings(data.vocab, words, mcfg.embed_dim, rng)
@@ -212,7 +256,7 @@ def train(
         teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
         if config.distill == "projection":
             distiller = ProjectionDistillation(vectors, mcfg.dim)
-            extra_params = list(distiller.head.parameters())
+            head = distiller.head
         else:
             distiller = SimilarityDistillation(vectors)
         distill_objectives = [(1.0, distiller)]
@@ -231,18 +275,31 @@ def train(
         "vocab_sha256": data.vocab.sha256,
         "threshold": 0.5,
     }
+    state = _State()
+    if saved is not None:
+        state = _State(**saved["state"])
+        model.load_state_dict(saved["model"])
+        if head is not None:
+            head.load_state_dict(saved["head"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        log(f"resuming after {state.stage} epoch {state.epoch} from {checkpoints}")
     stages = [("distill", config.distill_epochs if distill_objectives else 0, distill_objectives), ("train", config.epochs, objectives)]
-    best, best_auc, best_epoch, history = None, -1.0, 0, []
+    order = [name for name, _, _ in stages]
     for stage, epochs, stage_objectives in stages:
-        if not epochs:
+        done_here = state.epoch if stage == state.stage else (epochs if state.stage and order.index(stage) < order.index(state.stage) else 0)
+        if not epochs or done_here >= epochs or (stage == "train" and state.stopped):
             continue
         count = len(data.questions) if stage == "distill" else len(data.pairs)
         steps = max(1, count // config.batch_size)
-        params = [p for p in model.parameters() if p.requires_grad] + extra_params
+        params = [p for p in model.parameters() if p.requires_grad] + (list(head.parameters()) if head is not None else [])
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
         schedule = _schedule(optimizer, steps * epochs)
+        if saved is not None and saved["state"]["stage"] == stage:
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
         log(f"{stage}: {epochs} epochs of {steps} steps; objectives: " + ", ".join(f"{w:g} x {o.name}" for w, o in stage_objectives))
-        for epoch in range(1, epochs + 1):
+        for epoch in range(done_here + 1, epochs + 1):
             model.train()
             if stage == "distill":
                 batches = _distill_batches(data, config, rng)
@@ -250,34 +307,44 @@ def train(
                 batches = _make_batches(data.pairs, config.batch_size, rng)
             if progress:
                 batches = progress(batches, steps, f"{stage} epoch {epoch}")
-            losses = [_step(model, optimizer, schedule, stage_objectives, stage, batch) for batch in batches]
+            losses = [_step(model, optimizer, schedule, stage_objectives, stage, batch, device) for batch in batches]
             model.eval()
             encoder = Encoder(manifest, data.vocab, model.numpy_weights())
             auc = roc_auc(pair_scores(encoder, val["question1"].tolist(), val["question2"].tolist()), val["is_duplicate"].to_numpy())
             log(f"{stage} epoch {epoch}: loss {np.mean(losses):.4f}  validation ROC-AUC {auc:.4f}  ({time.perf_counter() - started:.0f}s)")
-            history.append({"stage": stage, "epoch": epoch, "loss": float(np.mean(losses)), "validation_roc_auc": auc})
-            if stage == "distill":
-                continue
-            if auc > best_auc:
-                best, best_auc, best_epoch = encoder, auc, epoch
-            elif epoch - best_epoch >= config.patience:
-                log(f"validation ROC-AUC has not improved for {config.patience} epochs: stopping")
+            state.history.append({"stage": stage, "epoch": epoch, "loss": float(np.mean(losses)), "validation_roc_auc": auc})
+            state.stage, state.epoch = stage, epoch
+            if stage == "train":
+                if auc > state.best_auc:
+                    state.best_weights, state.best_auc, state.best_epoch = encoder.weights, auc, epoch
+                elif epoch - state.best_epoch >= config.patience:
+                    log(f"validation ROC-AUC has not improved for {config.patience} epochs: stopping")
+                    state.stopped = True
+            if checkpoints is not None:
+                ckpt.save(checkpoints, {
+                    "fingerprint": mark, "state": asdict(state), "model": model.state_dict(),
+                    "head": head.state_dict() if head is not None else None,
+                    "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                })
+            if state.stopped:
                 break
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
+        "device": device.type,
         "corpus_file": Path(config.corpus).name if config.corpus else None,
         "data_file": Path(config.data).name,
-        "data_sha256": sha256_file(Path(config.data)),
+        "data_sha256": data_sha256,
         "split_rule": SPLIT_RULE,
         "training_pairs": len(data.pairs),
         "labelled_non_duplicates": len(data.negatives),
-        "best_epoch": best_epoch,
-        "epochs_run": sum(1 for h in history if h["stage"] == "train"),
+        "best_epoch": state.best_epoch,
+        "epochs_run": sum(1 for h in state.history if h["stage"] == "train"),
         "training_seconds": round(time.perf_counter() - started, 1),
-        "history": history,
+        "history": state.history,
     }
-    return Encoder(manifest, data.vocab, best.weights)
+    return Encoder(manifest, data.vocab, state.best_weights)
 
 
 def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:

@@ -1,0 +1,165 @@
+"""Faults on purpose, bounded and on loopback only; prints what was tried and what was lost.
+
+    python benchmarks/faults.py              # about two minutes on 2 cores
+    python benchmarks/faults.py --kills 20
+
+Scenarios: writer processes adding while a server answers searches; kill -9 in the middle of
+adds; kill -9 in the middle of a rebuild; a deleted or truncated vector file. "Lost" counts
+questions whose add was acknowledged (the call returned) but which a fresh open, or the
+running server, cannot find. It must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from common import RESULTS, machine
+from qsearch import SearchEngine
+from qsearch.data import load_questions
+from qsearch.paths import DEFAULT_CORPUS
+
+ADDER = """
+import sys
+from qsearch import SearchEngine
+engine = SearchEngine.open(sys.argv[1])
+for n in range(int(sys.argv[3])):
+    text = f"{sys.argv[2]} question number {n} about faults?"
+    engine.add([text])
+    print(text, flush=True)
+engine.close()
+"""
+
+
+def lost(index: Path, acknowledged: list[str]) -> int:
+    """Acknowledged questions that a fresh open of the index does not find as their own top match."""
+    engine = SearchEngine.open(index)
+    ids = engine.store.ids_of(acknowledged)
+    missing = [t for t in acknowledged if t not in ids]
+    found = engine.search(acknowledged, k=1) if acknowledged else []
+    unsearchable = [t for t, [m] in zip(acknowledged, found) if m.text != t]
+    engine.close()
+    return len(set(missing) | set(unsearchable))
+
+
+def adders_beside_a_server(index: Path, writers: int, each: int) -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "qsearch.cli", "serve", "--index", str(index), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline:
+                server.kill()
+                raise SystemExit("server did not start")
+            time.sleep(0.2)
+    procs = [subprocess.Popen([sys.executable, "-c", ADDER, str(index), f"writer{w}", str(each)], stdout=subprocess.PIPE, text=True)
+             for w in range(writers)]
+    searches = errors = 0
+    while any(p.poll() is None for p in procs) and time.time() < deadline + 120:
+        request = urllib.request.Request(f"{url}/search", data=b'{"query": "question about faults?"}', headers={"content-type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=10).read()
+        except OSError:
+            errors += 1
+        searches += 1
+    acknowledged = [line.strip() for p in procs for line in p.communicate(timeout=120)[0].splitlines()]
+    unseen = 0
+    for text in acknowledged:  # the running server, not a fresh open, must find each one
+        request = urllib.request.Request(f"{url}/search", data=json.dumps({"query": text, "k": 1}).encode(), headers={"content-type": "application/json"})
+        unseen += json.loads(urllib.request.urlopen(request, timeout=10).read())["matches"][0]["text"] != text
+    server.terminate()
+    server.wait(timeout=30)
+    return {"scenario": f"{writers} processes adding while a server answers", "tries": len(acknowledged),
+            "acknowledged": len(acknowledged), "lost": lost(index, acknowledged), "not seen by the server": unseen,
+            "server errors": errors, "searches": searches}
+
+
+def kill_adds(index: Path, kills: int, rng: random.Random) -> dict:
+    acknowledged: list[str] = []
+    for k in range(kills):
+        proc = subprocess.Popen([sys.executable, "-c", ADDER, str(index), f"killed{k}", "100000"], stdout=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(1.5, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        acknowledged += [line.strip() for line in out.splitlines() if line.endswith("?")]
+    return {"scenario": "kill -9 during adds", "tries": kills, "acknowledged": len(acknowledged), "lost": lost(index, acknowledged)}
+
+
+def kill_builds(index: Path, kills: int, questions: Path, rng: random.Random, acknowledged: list[str]) -> dict:
+    for _ in range(kills):
+        proc = subprocess.Popen([sys.executable, "-m", "qsearch.cli", "build-index", "--questions", str(questions), "--index", str(index)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return {"scenario": "kill -9 during a rebuild (old index must stay whole)", "tries": kills,
+            "acknowledged": len(acknowledged), "lost": lost(index, acknowledged)}
+
+
+def damaged_vectors(index: Path, acknowledged: list[str]) -> list[dict]:
+    rows = []
+    for damage in ("deleted", "truncated"):
+        gen = index / (index / "CURRENT").read_text().strip()
+        vectors = gen / "vectors.faiss"
+        if damage == "deleted":
+            vectors.unlink()
+        else:
+            with open(vectors, "r+b") as f:
+                f.truncate(vectors.stat().st_size // 2)
+        rows.append({"scenario": f"vector file {damage}", "tries": 1, "acknowledged": len(acknowledged), "lost": lost(index, acknowledged)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--writers", type=int, default=3)
+    parser.add_argument("--each", type=int, default=40)
+    args = parser.parse_args()
+    rng = random.Random(0)
+    corpus = load_questions(DEFAULT_CORPUS)[:2000]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Path(tmp) / "idx"
+        SearchEngine.build(corpus, path=index).close()
+        rows.append(adders_beside_a_server(index, args.writers, args.each))
+        rows.append(kill_adds(index, args.kills, rng))
+        engine = SearchEngine.open(index)
+        everything = [t for _, t in engine.store.all_rows() if "faults?" in t]
+        engine.close()
+        big = Path(tmp) / "big.txt"
+        big.write_text("\n".join(f"{q} variant {i}" for i in range(30) for q in corpus))
+        rows.append(kill_builds(index, max(3, args.kills // 2), big, rng, everything))
+        rows += damaged_vectors(index, everything)
+    print("| scenario | tries | acknowledged adds | lost |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['tries']} | {r['acknowledged']} | {r['lost']} |")
+    extra = rows[0]
+    print(f"\nserver during the writers: {extra['searches']} searches, {extra['server errors']} errors, "
+          f"{extra['not seen by the server']} acknowledged adds it did not find")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "faults.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
