@@ -286,14 +286,20 @@ class SearchEngine:
             problem = "cannot be read"
         if problem is None:
             return index
+        index = SearchEngine._vectors_from_store(manifest, encoder, store)
+        if not read_only:
+            vindex.save(index, path)
+        log.warning("%s %s: rebuilt it from the %d questions in questions.db", path, problem, index.ntotal)
+        return index
+
+    @staticmethod
+    def _vectors_from_store(manifest: dict, encoder: Encoder, store: Store):
+        """A new vector index holding every question of the store, encoded again."""
         rows = store.all_rows()
         index = vindex.new_index(manifest["dim"], manifest["index_type"])
         for start in range(0, len(rows), 20000):
             chunk = rows[start : start + 20000]
             index.add_with_ids(encoder.encode([t for _, t in chunk]), np.array([i for i, _ in chunk], dtype=np.int64))
-        if not read_only:
-            vindex.save(index, path)
-        log.warning("%s %s: rebuilt it from the %d questions in questions.db", path, problem, len(rows))
         return index
 
     @classmethod
@@ -304,8 +310,8 @@ class SearchEngine:
         if engine.read_only:
             raise QsearchError(f"the index at {root} is read-only (no write permission); repair needs write access")
         with engine._write, _writer_lock(root):
-            (engine.generation / "vectors.faiss").unlink(missing_ok=True)
-            engine.index = cls._load_vectors(engine.generation, engine.manifest, engine.encoder, engine.store, False)
+            engine.index = cls._vectors_from_store(engine.manifest, engine.encoder, engine.store)
+            vindex.save(engine.index, engine.generation / "vectors.faiss")
             engine._pending = 0
         engine.close()
         return int(engine.index.ntotal)
