@@ -69,7 +69,7 @@ def adders_beside_a_server(index: Path, writers: int, each: int) -> dict:
         except OSError:
             if time.time() > deadline:
                 server.kill()
-                raise SystemExit("server did not start")
+                raise SystemExit("server did not start") from None
             time.sleep(0.2)
     procs = [subprocess.Popen([sys.executable, "-c", ADDER, str(index), f"writer{w}", str(each)], stdout=subprocess.PIPE, text=True)
              for w in range(writers)]

@@ -20,7 +20,7 @@ import typer
 
 from qsearch.config import TrainConfig
 from qsearch.errors import QsearchError
-from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
+from qsearch.paths import DEFAULT_INDEX
 
 app = typer.Typer(
     add_completion=False,

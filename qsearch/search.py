@@ -280,8 +280,8 @@ class SearchEngine:
                 problem = "is missing"
             elif index.d != manifest["dim"]:
                 problem = f"has dimension {index.d}, the model {manifest['dim']}"
-            elif not set(vindex.indexed_ids(index).tolist()) <= set(store.all_ids().tolist()):
-                problem = "holds ids the store lacks (it comes from another build)"
+            elif index.ntotal and (index.ntotal > len(store) or int(vindex.indexed_ids(index).max()) > store.max_id()):
+                problem = "holds ids the store lacks (it comes from another build)"  # ids only grow, none is deleted
         except QsearchError:
             problem = "cannot be read"
         if problem is None:
