@@ -88,6 +88,9 @@ def train(
     epochs: int = typer.Option(_T.epochs, min=1, help="Most triplet-stage epochs; the best validation epoch is kept."),
     distill_epochs: int = typer.Option(_T.distill_epochs, min=0, help="With a teacher: distillation-only epochs before the triplet stage."),
     distill: str = typer.Option(_T.distill, help="With a teacher: 'similarity' (match its in-batch cosines) or 'projection' (a head, dropped after)."),
+    distill_weight: float = typer.Option(
+        _T.distill_weight, min=0.0, help="With a teacher: weight of distillation beside the triplet loss in the triplet stage."
+    ),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
     lr: float = typer.Option(_T.lr, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
     dim: int = typer.Option(_T.model.dim, min=2, help="Vector size."),
@@ -139,7 +142,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -169,7 +172,7 @@ def train(
 
 _MODEL_OPTIONS = {"dim": "dim", "embed_dim": "embed_dim", "layers": "layers"}
 _TRAIN_OPTIONS = {
-    "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill",
+    "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",
 }
