@@ -43,7 +43,7 @@ VARIANTS = {
     "teacher_no_general_words": (True, {"english_words": 0}, {}),
     "teacher_no_distill_stage": (True, {"distill_epochs": 0}, {}),
     "teacher_no_distill_in_triplet": (True, {"distill_weight": 0.0}, {}),
-    "teacher_projection": (True, {"distill": "projection", "distill_weight": 1.0}, {}),
+    "teacher_similarity": (True, {"distill": "similarity", "distill_weight": 10.0}, {}),
     "teacher_frozen_embeddings": (True, {"freeze_embeddings": True}, {}),
     "teacher_no_augment": (True, {"augment": 0.0}, {}),
     "teacher_dim256": (True, {}, {"dim": 256}),

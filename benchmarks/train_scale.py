@@ -62,12 +62,16 @@ def measure(path: Path, out: Path, wait: float, device: str) -> dict:
     cmd = [sys.executable, "-m", "qsearch.cli", "train", "--data", str(path), "--corpus", "none", "--teacher", "none",
            "--epochs", "1", "--device", device, "--out", str(out)]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     peak_kib, first_step, last, data_line = 0, None, None, ""
     buffer = ""
-    os.set_blocking(proc.stderr.fileno(), False)
+    fd = proc.stderr.fileno()
+    os.set_blocking(fd, False)
     while proc.poll() is None:
-        chunk = proc.stderr.read() or ""
+        try:
+            chunk = os.read(fd, 1 << 16).decode("utf-8", "replace")
+        except BlockingIOError:
+            chunk = ""
         buffer = (buffer + chunk)[-20000:]
         for line in re.split(r"[\r\n]", chunk):
             if line.startswith("data:"):

@@ -62,8 +62,8 @@ class TrainConfig:
     buckets: int = 20000
     english_words: int = 50000  # with a teacher: general words beyond the training texts
     distill_epochs: int = 3  # with a teacher: distillation-only epochs before the triplet stage
-    distill: str = "similarity"  # similarity (cosine matrix) or projection (a head, dropped after)
-    distill_weight: float = 10.0  # weight of distillation beside the triplet loss
+    distill: str = "projection"  # projection (a head onto the teacher, dropped after) or similarity (cosine matrix)
+    distill_weight: float = 1.0  # weight of distillation beside the triplet loss
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False

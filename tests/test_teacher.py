@@ -69,7 +69,7 @@ def test_training_with_a_teacher_distils_then_trains_and_records_it(pairs_slice,
 
 
 def test_a_cached_teacher_gives_the_same_model_as_a_fresh_one(pairs_slice, tmp_path):
-    config = tiny_config(pairs_slice, distill="projection")
+    config = tiny_config(pairs_slice, distill="similarity", distill_weight=10.0)
     a = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
     lines = []
     b = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
