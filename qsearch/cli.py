@@ -148,8 +148,8 @@ def train(
         out = resume
         config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher, teacher_spec)
     chosen = resolve_device(device)
-    typer.echo(f"training on {chosen.type}" + (f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""), err=True)
     teacher_model = load_teacher(teacher, str(chosen)) if teacher != "none" else None
+    typer.echo(f"training on {chosen.type}" + (f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""), err=True)
     try:
         trained = run_training(
             config,
