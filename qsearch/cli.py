@@ -131,7 +131,7 @@ def train(
 
     from qsearch import checkpoint as ckpt
     from qsearch.config import ModelConfig
-    from qsearch.teacher import load_teacher, teacher_spec
+    from qsearch.teacher import load_teacher
     from qsearch.train import calibrate_and_save, resolve_device, train as run_training
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -146,7 +146,7 @@ def train(
     )
     if resume is not None:
         out = resume
-        config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher, teacher_spec)
+        config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher)
     chosen = resolve_device(device)
     teacher_model = load_teacher(teacher, str(chosen)) if teacher != "none" else None
     typer.echo(f"training on {chosen.type}" + (f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""), err=True)
@@ -170,7 +170,7 @@ def train(
     typer.echo(f"model written to {out}")
 
 
-_MODEL_OPTIONS = {"dim": "dim", "embed_dim": "embed_dim", "layers": "layers"}
+_MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
@@ -178,17 +178,18 @@ _TRAIN_OPTIONS = {
 }
 
 
-def _resumed_options(ctx: typer.Context, saved: dict, given, teacher: str, teacher_spec):
+def _resumed_options(ctx: typer.Context, saved: dict, given, teacher: str):
     """The checkpoint's options, with those typed again on this command line (the run then
     refuses them if they differ from the checkpoint's, saying what differs)."""
     from dataclasses import replace
 
     from qsearch.checkpoint import config_of
+    from qsearch.teacher import teacher_spec
 
     typed = {name for name in ctx.params if ctx.get_parameter_source(name).name == "COMMANDLINE"}
     config = config_of(saved)
     config = replace(config, **{field: getattr(given, field) for name, field in _TRAIN_OPTIONS.items() if name in typed})
-    model = replace(config.model, **{field: getattr(given.model, field) for name, field in _MODEL_OPTIONS.items() if name in typed})
+    model = replace(config.model, **{name: getattr(given.model, name) for name in _MODEL_OPTIONS if name in typed})
     return replace(config, model=model), teacher if "teacher" in typed else teacher_spec(saved["teacher"])
 
 

@@ -263,15 +263,14 @@ class SearchEngine:
         db = gen / "questions.db"
         read_only = not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(root, os.W_OK))
         store = Store(db, read_only=read_only)
-        store.check()
-        index = cls._load_vectors(gen, manifest, own, store, read_only)
+        index = cls._load_vectors(gen, manifest, own, store, store.check(), read_only)
         engine = cls(root, gen, manifest, own, store, index, read_only)
         engine._catch_up()
         return engine
 
     @staticmethod
-    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, read_only: bool):
-        """The vector index; lost, damaged or not matching the store, it is rebuilt from the store."""
+    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, stored: int, read_only: bool):
+        """The vector index; lost, damaged or not matching the store (``stored`` rows), it is rebuilt from the store."""
         path = gen / "vectors.faiss"
         problem = None
         try:
@@ -280,7 +279,7 @@ class SearchEngine:
                 problem = "is missing"
             elif index.d != manifest["dim"]:
                 problem = f"has dimension {index.d}, the model {manifest['dim']}"
-            elif index.ntotal and (index.ntotal > len(store) or int(vindex.indexed_ids(index).max()) > store.max_id()):
+            elif index.ntotal and (index.ntotal > stored or int(vindex.indexed_ids(index).max()) > store.max_id()):
                 problem = "holds ids the store lacks (it comes from another build)"  # ids only grow, none is deleted
         except QsearchError:
             problem = "cannot be read"
