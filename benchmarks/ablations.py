@@ -66,8 +66,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="triplet-stage epochs for every variant (default: TrainConfig's)")
     parser.add_argument("--distill-epochs", type=int, help="distillation epochs for every teacher variant")
     parser.add_argument("--out", type=Path, default=RESULTS / "ablations.json")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for training")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     val = split_pairs(load_pairs(DEFAULT_PAIRS).frame)["validation"]
     para = load_pairs(PARAPHRASES).frame
     labels = val["is_duplicate"].to_numpy()
@@ -97,7 +98,7 @@ def main() -> None:
         para_scores = pair_scores(encoder, para["question1"].tolist(), para["question2"].tolist())
         torch.set_num_threads(1)
         speed = encoding_speed(encoder, corpus)
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(args.threads)
         done[name] = {
             "teacher": uses_teacher,
             "change": {k: str(v) for k, v in {**changes, **model_changes}.items()},
