@@ -330,10 +330,13 @@ def add(
         raise QsearchError(f"--k must be at least 1, got {k}")
     engine = SearchEngine.open(index)
     before = len(engine)
-    ids, matches = engine.search_and_add(texts, k, threshold)
+    ids, matches, added = engine.search_and_add(texts, k, threshold)
     engine.close()
     if as_json:
-        out = [{"query": q, "id": i, "matches": [m.to_dict() for m in ms]} for q, i, ms in zip(texts, ids, matches)]
+        out = [
+            {"query": q, "id": i, "added": a, "matches": [m.to_dict() for m in ms]}
+            for q, i, a, ms in zip(texts, ids, added, matches)
+        ]
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     _print_matches(matches, texts, False)
@@ -350,16 +353,22 @@ def serve(
         help="Key that /add requires (Authorization: Bearer KEY or X-API-Key). Needed beyond loopback unless --read-only.",
     ),
     read_only: bool = typer.Option(False, "--read-only", help="Refuse /add: search only."),
+    workers: int = typer.Option(1, min=1, help="Processes sharing the port and the index; each sees every committed question."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="One JSON line per request on stderr."),
+    log_questions: bool = typer.Option(False, "--log-questions", help="Put the question texts in the access log too."),
 ) -> None:
-    """Serve /health, /search and /add over HTTP (FastAPI; docs at /docs).
+    """Serve the search page at / and the API: /search, /add, /dedup, /health, /metrics (docs at /docs).
 
-    Example: qsearch serve --port 8000, then
+    SIGTERM or Ctrl-C shuts down gracefully: requests in flight finish, then the vector
+    checkpoint is written.
+
+    Example: qsearch serve --port 8000, open http://127.0.0.1:8000/ or
     curl -s localhost:8000/search -H 'content-type: application/json' -d '{"query": "How old are you?"}'
     """
     from qsearch.server import serve as run_server
 
-    typer.echo(f"serving {index} on http://{host}:{port} (docs at /docs); Ctrl-C stops", err=True)
-    run_server(index, host, port, api_key, read_only)
+    typer.echo(f"serving {index} on http://{host}:{port}/ (API docs at /docs, metrics at /metrics); Ctrl-C stops", err=True)
+    run_server(index, host, port, api_key, read_only, workers, access_log, log_questions)
 
 
 @app.command()

@@ -395,10 +395,11 @@ class SearchEngine:
 
     def search_and_add(
         self, questions: list[str], k: int = 5, threshold: float | None = None
-    ) -> tuple[list[int], list[list[Match]]]:
+    ) -> tuple[list[int], list[list[Match]], list[bool]]:
         """The forum flow: the duplicates already known for each question, then add them.
 
-        Returns the ids of the questions and, for ``k`` >= 1, their matches before adding.
+        Returns the ids of the questions, for ``k`` >= 1 their matches before adding, and for
+        each question whether it was new (False: an exact repeat, already stored under its id).
         """
         questions = clean_questions(questions)
         check_threshold(threshold)
@@ -423,7 +424,11 @@ class SearchEngine:
                     self._pending += len(fresh)
             if self._pending >= CHECKPOINT_EVERY:
                 self.save()
-        return ids, matches
+        new, added = set(fresh), []
+        for i in ids:  # a question given twice in one call is new only the first time
+            added.append(i in new)
+            new.discard(i)
+        return ids, matches, added
 
     def save(self) -> None:
         """Write the FAISS checkpoint if rows were added since it was last written.

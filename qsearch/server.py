@@ -1,4 +1,5 @@
-"""HTTP API over a SearchEngine (FastAPI): /health, /search, /add; OpenAPI docs at /docs.
+"""HTTP API and search page over a SearchEngine (FastAPI): /, /health, /search, /add, /dedup,
+/metrics; OpenAPI docs at /docs.
 
 The model and index are loaded once. Searches run concurrently in FastAPI's thread pool;
 adds are serialised by the engine's single writer and are committed to SQLite before the
@@ -8,27 +9,45 @@ this process or any other that has the index open (each request first catches up
 Writes can be put behind a key (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, compared
 in constant time); a server bound beyond loopback refuses to start without one unless it is
 read-only.
+
+Every request is counted in /metrics (Prometheus) and logged as one JSON line on the
+``qsearch.access`` logger; question texts are logged only when asked (``log_questions``).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
+import logging
+import os
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from qsearch import metrics
 from qsearch.errors import QsearchError
-from qsearch.search import SearchEngine, clean_questions
+from qsearch.search import SearchEngine, check_threshold, clean_questions
 
 MAX_BODY_BYTES = 1_000_000
 MAX_QUERIES = 100
 MAX_K = 100
+MAX_DEDUP = 5000
+WEB = resources.files("qsearch") / "web"
+access_log = logging.getLogger("qsearch.access")
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class SearchRequest(BaseModel):
@@ -44,6 +63,15 @@ class AddRequest(BaseModel):
     questions: list[StrictStr] = Field(..., min_length=1, max_length=MAX_QUERIES, examples=[["Which moon of Jupiter has the thickest ice?"]])
     k: StrictInt = Field(5, ge=1, le=MAX_K)
     threshold: Optional[StrictFloat | StrictInt] = None
+
+
+class DedupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    questions: Optional[list[StrictStr]] = Field(None, description=f"The questions, one per item (at most {MAX_DEDUP}).")
+    file: Optional[StrictStr] = Field(None, description="A file's text instead: CSV/TSV with a question column, or one question a line.")
+    name: StrictStr = Field("questions.txt", description="The file's name; its ending (.csv, .tsv, .txt) says how to read it.")
+    column: Optional[StrictStr] = Field(None, description="The CSV column holding the questions (default: question).")
+    threshold: Optional[StrictFloat | StrictInt] = Field(None, description="Cosine above which two questions join a cluster; null: the model's.")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -88,14 +116,107 @@ def _key_matches(request: Request, api_key: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), api_key.encode("utf-8"))
 
 
-def create_app(engine: SearchEngine, api_key: str | None = None, read_only: bool = False) -> FastAPI:
-    """An app serving ``engine``; the caller owns opening and closing it.
+def _read_upload(req: DedupRequest) -> tuple[pd.DataFrame, str]:
+    """The rows and question column of a /dedup request (a list, or a file's text)."""
+    import pandas as pd
 
-    With ``api_key``, /add needs that key; with ``read_only``, /add is refused (403).
+    from qsearch.dedup import read_rows
+
+    if (req.questions is None) == (req.file is None):
+        raise QsearchError("give exactly one of 'questions' or 'file'")
+    if req.questions is not None:
+        return pd.DataFrame({"question": req.questions}), "question"
+    suffix = Path(req.name).suffix.lower()
+    if suffix not in (".csv", ".tsv", ".txt"):
+        raise QsearchError(f"{Path(req.name).name}: give a .csv, .tsv or .txt file")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_text(req.file, encoding="utf-8", errors="replace")
+        return read_rows(path, req.column)
+
+
+def _dedup_answer(engine: SearchEngine, req: DedupRequest) -> dict:
+    """Clusters of the request's questions (largest first), and every row for a CSV download."""
+    from qsearch.dedup import dedup
+
+    rows, column = _read_upload(req)
+    if len(rows) > MAX_DEDUP:
+        raise QsearchError(f"{len(rows)} questions: the page clusters at most {MAX_DEDUP}; run `qsearch dedup FILE` for more")
+    if not len(rows):
+        raise QsearchError("no questions to cluster")
+    result = dedup(rows, column, engine.encoder, check_threshold(req.threshold), against=engine)
+    out = result.rows
+    table = [
+        {
+            "row": n, "question": str(q), "cluster": int(c), "cluster_size": int(size),
+            "index_id": None if _missing(i) else int(i), "index_text": t, "index_score": None if _missing(sc) else float(sc),
+        }
+        for n, (q, c, size, i, t, sc) in enumerate(
+            zip(out[column], out["cluster"], out["cluster_size"], out["index_id"], out["index_text"], out["index_score"])
+        )
+    ]
+    clusters: dict[int, list[dict]] = {}
+    for row in table:
+        if row["cluster_size"] > 1:
+            clusters.setdefault(row["cluster"], []).append(row)
+    ordered = sorted(clusters.values(), key=len, reverse=True)
+    return {
+        "questions": len(table), "threshold": result.threshold, "pairs": result.pairs,
+        "clusters": [[{"row": r["row"], "question": r["question"]} for r in c] for c in ordered],
+        "rows": table,
+    }
+
+
+def _missing(value) -> bool:
+    """Whether a pandas cell is missing (None, NaN or pandas.NA)."""
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def create_app(
+    engine: SearchEngine, api_key: str | None = None, read_only: bool = False,
+    log_questions: bool = False, close_engine: bool = False,
+) -> FastAPI:
+    """An app serving ``engine`` (the page at /, the JSON API, /metrics).
+
+    With ``api_key``, /add needs that key; with ``read_only``, /add is refused (403). With
+    ``close_engine``, the app closes the engine (writing its checkpoint) when the server shuts
+    down, after the requests in flight have finished; otherwise the caller closes it.
     """
-    app = FastAPI(title="qsearch", description="Duplicate-question search over HTTP.", version="0.1.0")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if close_engine:
+            engine.close()
+
+    app = FastAPI(title="qsearch", description="Duplicate-question search over HTTP.", version="0.1.0", lifespan=lifespan)
 
     app.add_middleware(BodyLimit)
+
+    @app.middleware("http")
+    async def count_and_log(request: Request, call_next):
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            seconds = time.perf_counter() - start
+            route = getattr(request.scope.get("route"), "path", None)
+            route = route or ("/static" if request.url.path.startswith("/static/") else "other")
+            metrics.REQUESTS.labels(route, request.method, str(status)).inc()
+            metrics.LATENCY.labels(route).observe(seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                line = {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method, "path": request.url.path, "status": status,
+                    "ms": round(seconds * 1000, 2), "client": request.client.host if request.client else None,
+                }
+                if log_questions and getattr(request.state, "questions", None):
+                    line["questions"] = request.state.questions
+                access_log.info(json.dumps(line, ensure_ascii=False))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -111,17 +232,32 @@ def create_app(engine: SearchEngine, api_key: str | None = None, read_only: bool
     async def refused(request: Request, exc: QsearchError):
         return _error(400, str(exc))
 
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        """The search page: find existing questions as you type, post a new one, cluster a list."""
+        return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
+
+    app.mount("/static", StaticFiles(directory=str(WEB)), name="static")
+
     @app.get("/health")
     def health() -> dict:
         """Liveness, the number of stored questions (all searchable) and the model in use."""
         engine.refresh()
+        metrics.QUESTIONS.set(len(engine.store))
         return {
             "status": "ok", "questions": len(engine.store), "model": engine.encoder.name, "threshold": engine.threshold,
-            "writable": not (read_only or engine.read_only),
+            "writable": not (read_only or engine.read_only), "needs_key": api_key is not None, "max_dedup": MAX_DEDUP,
         }
 
+    @app.get("/metrics", include_in_schema=False)
+    def scrape() -> Response:
+        """Prometheus metrics: requests by route and status, latency histograms, index size, adds."""
+        engine.refresh()
+        metrics.QUESTIONS.set(len(engine.store))
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
     @app.post("/search")
-    def search(req: SearchRequest):
+    def search(req: SearchRequest, request: Request):
         """Nearest known questions: ``{"query": ...}`` or ``{"queries": [...]}``."""
         if (req.query is None) == (req.queries is None):
             return _error(422, "give exactly one of 'query' or 'queries'")
@@ -130,6 +266,7 @@ def create_app(engine: SearchEngine, api_key: str | None = None, read_only: bool
             return _error(422, "queries: give at least one question")
         if len(queries) > MAX_QUERIES:
             return _error(422, f"queries: at most {MAX_QUERIES} per request")
+        request.state.questions = queries
         queries = clean_questions(queries)
         results = engine.search(queries, req.k, req.threshold)
         if req.query is not None:
@@ -138,18 +275,32 @@ def create_app(engine: SearchEngine, api_key: str | None = None, read_only: bool
 
     @app.post("/add")
     def add(req: AddRequest, request: Request):
-        """Report the duplicates already known for each question, then add the questions."""
+        """Report the duplicates already known for each question, then add the new ones.
+
+        ``added`` is false for an exact repeat of a stored question (its existing id is given).
+        """
         if read_only:
             return _error(403, "this server is read-only: adds are refused")
         if api_key is not None and not _key_matches(request, api_key):
             return _error(401, "adding needs the server's API key (Authorization: Bearer KEY or X-API-Key: KEY)")
+        request.state.questions = req.questions
         questions = clean_questions(req.questions)
-        ids, matches = engine.search_and_add(questions, req.k, req.threshold)
+        ids, matches, added = engine.search_and_add(questions, req.k, req.threshold)
+        metrics.ADDED.inc(sum(added))
         return {
             "results": [
-                {"query": q, "id": i, "matches": [m.to_dict() for m in ms]} for q, i, ms in zip(questions, ids, matches)
+                {"query": q, "id": i, "added": a, "matches": [m.to_dict() for m in ms]}
+                for q, i, a, ms in zip(questions, ids, added, matches)
             ]
         }
+
+    @app.post("/dedup")
+    def find_clusters(req: DedupRequest):
+        """Clusters of duplicates inside a list or file of questions, each row's best index match.
+
+        At most ``MAX_DEDUP`` questions (the CLI's ``qsearch dedup`` has no limit).
+        """
+        return _dedup_answer(engine, req)
 
     return app
 
@@ -164,10 +315,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(index: Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, read_only: bool = False) -> None:
-    """Open the index once and serve it until interrupted; writes the checkpoint on the way out.
+_SETTINGS = "QSEARCH_SERVE_SETTINGS"
 
-    Beyond loopback, writes need ``api_key`` unless the server is ``read_only``.
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``serve --workers N`` (settings passed in the environment).
+
+    Each worker opens the index itself; every request catches up with the shared store, so
+    each worker sees every question that any of them (or any other process) committed.
+    """
+    settings = json.loads(os.environ[_SETTINGS])
+    _log_access(settings["access_log"])
+    engine = SearchEngine.open(Path(settings["index"]))
+    return create_app(
+        engine, os.environ.get("QSEARCH_API_KEY") if settings["api_key"] else None, settings["read_only"],
+        settings["log_questions"], close_engine=True,
+    )
+
+
+def _log_access(enabled: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.handlers[:] = [handler]
+    access_log.propagate = False
+    access_log.setLevel(logging.INFO if enabled else logging.WARNING)
+
+
+def serve(
+    index: Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, read_only: bool = False,
+    workers: int = 1, access_log_enabled: bool = True, log_questions: bool = False,
+) -> None:
+    """Serve the index until interrupted (Ctrl-C or SIGTERM), then shut down gracefully.
+
+    Requests in flight finish, then each process writes its vector checkpoint. Beyond
+    loopback, writes need ``api_key`` unless the server is ``read_only``. With ``workers`` > 1,
+    that many processes share the port and the index (the store is the one truth).
     """
     import uvicorn
 
@@ -178,8 +360,21 @@ def serve(index: Path, host: str = "127.0.0.1", port: int = 8000, api_key: str |
             f"binding to {host} would let anyone who reaches the port add questions: "
             "give --api-key (or set QSEARCH_API_KEY), or pass --read-only"
         )
-    engine = SearchEngine.open(index)
-    try:
-        uvicorn.run(create_app(engine, api_key, read_only), host=host, port=port, log_level="warning")
-    finally:
-        engine.close()
+    if workers < 1:
+        raise QsearchError(f"--workers must be at least 1, got {workers}")
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers == 1:
+        _log_access(access_log_enabled)
+        engine = SearchEngine.open(index)  # closed by the app's shutdown: uvicorn re-raises SIGTERM after it
+        uvicorn.run(create_app(engine, api_key, read_only, log_questions, close_engine=True), **options)
+        return
+    SearchEngine.open(index).close()  # a broken index is one clear error here, not one per worker
+    with tempfile.TemporaryDirectory(prefix="qsearch-metrics-") as tmp:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp
+        os.environ[_SETTINGS] = json.dumps({
+            "index": str(Path(index).resolve()), "api_key": api_key is not None, "read_only": read_only,
+            "access_log": access_log_enabled, "log_questions": log_questions,
+        })
+        if api_key is not None:
+            os.environ["QSEARCH_API_KEY"] = api_key
+        uvicorn.run("qsearch.server:worker_app", factory=True, workers=workers, **options)

@@ -77,3 +77,66 @@ def write_gz(path: Path, text: str) -> Path:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write(text)
     return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    """A real ``qsearch serve`` process on a free loopback port; ``url`` is its base address."""
+
+    def __init__(self, index: Path, *args: str, start_timeout: float = 60):
+        import time
+        import urllib.request
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qsearch.cli", "serve", "--index", str(index), "--port", str(self.port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.time() + start_timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=2).read()
+                return
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise AssertionError(f"server did not start: {self.output}")
+                time.sleep(0.2)
+
+    def request(self, path: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30):
+        """(status, decoded JSON or text) of a GET, or of a POST when ``body`` is given."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, headers={"content-type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                status, raw, kind = response.status, response.read().decode(), response.headers.get("content-type", "")
+        except urllib.error.HTTPError as e:
+            status, raw, kind = e.code, e.read().decode(), e.headers.get("content-type", "")
+        return status, json.loads(raw) if kind.startswith("application/json") else raw
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, wait for the graceful shutdown, return the exit status (output kept in ``output``)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, err = self.proc.communicate(timeout=timeout)
+        self.output = (out or "") + (err or "")
+        return self.proc.returncode
+
+    def __enter__(self) -> "RunningServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.stop()

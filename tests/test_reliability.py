@@ -3,19 +3,15 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import run_cli
+from conftest import RunningServer, free_port, run_cli
 from qsearch import SearchEngine
 from qsearch.errors import QsearchError
 from qsearch.server import create_app
@@ -27,52 +23,14 @@ def index(tmp_path, corpus_questions) -> Path:
     return tmp_path / "idx"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url: str, payload: dict, headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"content-type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def start_server(index: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qsearch.cli", "serve", "--index", str(index), "--port", str(port), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            return proc, url
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(f"server did not start: {proc.stderr.read()}") from None
-            time.sleep(0.2)
-
-
 def test_a_running_server_sees_what_another_process_added(index):
-    proc, url = start_server(index)
-    try:
-        before = json.loads(urllib.request.urlopen(f"{url}/health").read())["questions"]
+    with RunningServer(index) as server:
+        before = server.request("/health")[1]["questions"]
         question = "Which moon of Saturn has geysers of water ice?"
         run_cli("add", question, "--index", str(index))
-        status, body = post(f"{url}/search", {"query": question, "k": 1})
+        status, body = server.request("/search", {"query": question, "k": 1})
         assert status == 200 and body["matches"][0]["text"] == question
-        assert json.loads(urllib.request.urlopen(f"{url}/health").read())["questions"] == before + 1
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        assert server.request("/health")[1]["questions"] == before + 1
 
 
 def test_two_engines_on_one_folder_each_find_the_others_adds(index):
@@ -238,15 +196,12 @@ def test_serving_beyond_loopback_without_a_key_is_refused(index):
 
 def test_the_key_is_required_over_real_http_and_never_logged(index):
     key = "k-" + "7" * 30
-    proc, url = start_server(index, "--api-key", key)
-    try:
-        assert post(f"{url}/add", {"questions": ["Keyless?"]})[0] == 401
-        status, body = post(f"{url}/add", {"questions": ["Keyed?"]}, {"x-api-key": key})
+    with RunningServer(index, "--api-key", key) as server:
+        assert server.request("/add", {"questions": ["Keyless?"]})[0] == 401
+        status, body = server.request("/add", {"questions": ["Keyed?"]}, {"x-api-key": key})
         assert status == 200 and body["results"][0]["id"] > 0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert key not in proc.stderr.read()
+        server.stop()
+    assert key not in server.output
 
 
 def test_dedup_against_an_index_prints_its_matches_and_whole_ids(index, corpus_questions, tmp_path):

@@ -42,11 +42,13 @@ def test_ids_agree_between_faiss_and_sqlite(engine):
 def test_add_then_find(engine):
     new = "Which moon of Jupiter has the thickest ice shell?"
     before = len(engine)
-    ids, matches = engine.search_and_add([new, new], k=3)
+    ids, matches, added = engine.search_and_add([new, new], k=3)
     assert ids[0] == ids[1] and len(engine) == before + 1
+    assert added == [True, False]
     assert all(m.text != new for m in matches[0])
     assert engine.search([new], k=1)[0][0].id == ids[0]
     assert engine.add([new]) == [ids[0]] and len(engine) == before + 1
+    assert engine.search_and_add([new])[2] == [False]
 
 
 def test_added_questions_survive_reopening(engine, tmp_path):

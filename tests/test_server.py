@@ -1,15 +1,11 @@
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from fastapi.testclient import TestClient
 
 from qsearch import SearchEngine
 from qsearch.server import MAX_BODY_BYTES, create_app
+from conftest import RunningServer
 
 
 @pytest.fixture()
@@ -84,32 +80,11 @@ def test_oversized_body_is_refused(client):
 
 def test_real_uvicorn_serves_on_loopback(engine, tmp_path):
     engine.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qsearch.cli", "serve", "--index", str(tmp_path / "idx"), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read())
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"server did not start: {proc.stderr.read() if proc.poll() is not None else ''}") from None
-                time.sleep(0.2)
-        assert health["status"] == "ok" and health["questions"] == 200
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/search", data=json.dumps({"query": "How old are you?"}).encode(),
-            headers={"content-type": "application/json"},
-        )
-        assert len(json.loads(urllib.request.urlopen(request, timeout=5).read())["matches"]) == 5
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with RunningServer(tmp_path / "idx") as server:
+        status, health = server.request("/health")
+        assert status == 200 and health["status"] == "ok" and health["questions"] == 200
+        status, body = server.request("/search", {"query": "How old are you?"})
+        assert status == 200 and len(body["matches"]) == 5
 
 
 def test_oversized_chunked_body_without_length_is_refused(client):
@@ -124,3 +99,84 @@ def test_oversized_chunked_body_without_length_is_refused(client):
 def test_unknown_paths_and_methods_get_json_errors(client):
     assert client.get("/nope").json() == {"error": "Not Found"}
     assert client.get("/search").status_code == 405 and "error" in client.get("/search").json()
+
+
+def test_add_says_whether_the_question_was_new(client):
+    question = "Which moon of Neptune orbits backwards?"
+    first = client.post("/add", json={"questions": [question]}).json()["results"][0]
+    again = client.post("/add", json={"questions": [question]}).json()["results"][0]
+    assert first["added"] is True and again["added"] is False and again["id"] == first["id"]
+
+
+def test_the_page_and_its_assets_are_served_without_any_outside_address(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<label for="ask">' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        response = client.get(asset)
+        assert response.status_code == 200
+        assert "http://" not in response.text and "https://" not in response.text
+    assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_dedup_clusters_a_pasted_list_and_names_index_matches(client, corpus_questions):
+    questions = ["How do I learn Python?", "How can I learn Python?", "What is the capital of Peru?", corpus_questions[7]]
+    body = client.post("/dedup", json={"questions": questions}).json()
+    assert body["questions"] == 4
+    assert [[q["question"] for q in c] for c in body["clusters"]] == [questions[:2]]
+    assert body["rows"][3]["index_text"] == corpus_questions[7] and isinstance(body["rows"][3]["index_id"], int)
+    assert body["rows"][2]["index_id"] is None
+
+
+def test_dedup_reads_an_uploaded_csv_with_its_question_column(client):
+    file = 'id,question\n1,"How do I learn Python?"\n2,"How can I learn Python, quickly?"\n3,What is love?\n'
+    body = client.post("/dedup", json={"file": file, "name": "forum.csv"}).json()
+    assert [r["question"] for r in body["rows"]] == ["How do I learn Python?", "How can I learn Python, quickly?", "What is love?"]
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"questions": ["Why?"] * 5001}, "at most 5000"),
+        ({"file": "a\nb\n", "name": "questions.xlsx"}, ".csv, .tsv or .txt"),
+        ({"file": "text,other\nHi?,1\n", "name": "q.csv"}, "no column 'question'"),
+        ({"questions": []}, "no questions"),
+    ],
+)
+def test_dedup_refuses_what_it_cannot_cluster_in_one_line(client, payload, message):
+    response = client.post("/dedup", json=payload)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample.split("{")[0] == name and ",".join(sorted(sample.partition("{")[2].rstrip("}").split(","))) == want:
+            return float(value)
+    return 0.0
+
+
+def test_metrics_count_requests_by_route_and_status_and_report_the_index(client, engine):
+    before = client.get("/metrics").text
+    client.post("/search", json={"query": "How old are you?"})
+    client.post("/search", json={"query": ""})
+    client.post("/add", json={"questions": ["A question only the metrics test asks?"]})
+    after = client.get("/metrics").text
+    for route, status in (("/search", "200"), ("/search", "400"), ("/add", "200")):
+        labels = {"route": route, "method": "POST", "status": status}
+        assert metric(after, "qsearch_requests_total", **labels) == metric(before, "qsearch_requests_total", **labels) + 1
+    assert metric(after, "qsearch_request_seconds_count", route="/search") >= 2
+    assert metric(after, "qsearch_questions_added_total") == metric(before, "qsearch_questions_added_total") + 1
+    assert metric(after, "qsearch_index_questions") == len(engine)
+
+
+def test_access_log_has_one_line_per_request_without_questions_unless_asked(engine, caplog):
+    question = "A private question about my health?"
+    with caplog.at_level("INFO", logger="qsearch.access"):
+        TestClient(create_app(engine)).post("/search", json={"query": question})
+        TestClient(create_app(engine, log_questions=True)).post("/search", json={"query": question})
+    quiet, told = (json.loads(r.getMessage()) for r in caplog.records if r.name == "qsearch.access")
+    assert quiet["path"] == "/search" and quiet["status"] == 200 and quiet["ms"] > 0
+    assert question not in json.dumps(quiet) and told["questions"] == [question]
