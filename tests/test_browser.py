@@ -104,7 +104,7 @@ def test_uploading_a_file_shows_its_clusters_and_offers_a_csv(server, browser, t
     clusters = browser.find_elements(By.CSS_SELECTOR, "#clusters > li")
     assert len(clusters) == 1
     assert "How do I learn Python? (line 1)" in clusters[0].text and "How can I learn Python? (line 3)" in clusters[0].text
-    assert "4 questions: 1 clusters" in browser.find_element(By.ID, "dedup-summary").text
+    assert "4 questions: 1 cluster of duplicates" in browser.find_element(By.ID, "dedup-summary").text
     link = browser.find_element(By.ID, "download")
     assert link.is_displayed() and link.get_attribute("href").startswith("blob:")
     screenshot(browser, "clusters.png")

@@ -163,10 +163,12 @@ function renderClusters(data) {
     list.append(li);
   });
   const known = data.rows.filter((r) => r.index_id !== null).length;
+  const n = data.clusters.length;
   $("dedup-summary").textContent =
-    `${data.questions} questions: ${data.clusters.length} clusters of duplicates; ` +
+    `${data.questions} questions: ${n} ${n === 1 ? "cluster" : "clusters"} of duplicates; ` +
     `${known} already in the index (threshold ${data.threshold.toFixed(3)}).`;
   downloadLink(data.rows);
+  $("dedup-summary").scrollIntoView({ block: "start" });
 }
 
 async function findClusters(event) {
