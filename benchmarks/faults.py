@@ -46,7 +46,7 @@ engine.close()
 def lost(index: Path, acknowledged: list[str]) -> int:
     """Acknowledged questions that a fresh open of the index does not find as their own top match."""
     engine = SearchEngine.open(index)
-    ids = engine.store.ids_of(acknowledged)
+    ids = engine.ids_of(acknowledged)
     missing = [t for t in acknowledged if t not in ids]
     found = engine.search(acknowledged, k=1) if acknowledged else []
     unsearchable = [t for t, [m] in zip(acknowledged, found) if m.text != t]
@@ -144,7 +144,7 @@ def main() -> None:
         rows.append(adders_beside_a_server(index, args.writers, args.each))
         rows.append(kill_adds(index, args.kills, rng))
         engine = SearchEngine.open(index)
-        everything = [t for _, t in engine.store.all_rows() if "faults?" in t]
+        everything = [t for _, t in engine.backend.store.all_rows() if "faults?" in t]
         engine.close()
         big = Path(tmp) / "big.txt"
         big.write_text("\n".join(f"{q} variant {i}" for i in range(30) for q in corpus))

@@ -253,10 +253,24 @@ def build_index(
         "hnsw: approximate graph search, under 1 ms at recall@10 0.99 on the bundled corpus; pick it when flat "
         "gets too slow, and check recall on your data (it falls on larger, less clustered collections); slower to build."
     ),
+    backend: str = typer.Option(
+        "faiss", help="faiss: a FAISS file beside a SQLite store in the index folder (embedded, the default). "
+        "milvus: a Milvus collection (Milvus Lite file or server; pip install 'qsearch[milvus]')."
+    ),
+    milvus_uri: Optional[str] = typer.Option(
+        None, help="With --backend milvus: a Milvus Lite file (default: milvus.db inside the index folder) "
+        "or a server, http://HOST:19530. Recorded in the index folder."
+    ),
+    collection: str = typer.Option("qsearch", help="With --backend milvus: the collection's name."),
+    milvus_token: Optional[str] = typer.Option(
+        None, envvar="MILVUS_TOKEN", show_default=False,
+        help="With a Milvus server: USER:PASSWORD or an API key. Never recorded; other commands read MILVUS_TOKEN.",
+    ),
 ) -> None:
-    """Embed every question once into a FAISS index beside a SQLite store of the texts.
+    """Embed every question once into a FAISS index beside a SQLite store of the texts (or a Milvus collection).
 
-    Example: qsearch build-index --questions my_questions.txt --index indexes/mine
+    Examples: qsearch build-index --questions my_questions.txt --index indexes/mine;
+    qsearch build-index --backend milvus --milvus-uri http://milvus.internal:19530 --index indexes/shared
     """
     import time
 
@@ -275,11 +289,13 @@ def build_index(
         engine = SearchEngine.build(
             texts, encoder, index, index_type, progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)),
             source=str(questions) if questions else "bundled data",
+            backend=backend, milvus_uri=milvus_uri, collection=collection, milvus_token=milvus_token,
         )
-    typer.echo(
-        f"indexed {len(engine)} unique questions (of {len(texts)} read) into {index} "
-        f"({index_type}) in {time.perf_counter() - started:.1f}s"
+    where = f"{index} ({index_type})" if backend == "faiss" else (
+        f"{index} (milvus {index_type}: collection {collection!r} at {engine.manifest['milvus_uri']})"
     )
+    typer.echo(f"indexed {len(engine)} unique questions (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
+    engine.close()
 
 
 @app.command()
@@ -331,6 +347,7 @@ def add(
     engine = SearchEngine.open(index)
     before = len(engine)
     ids, matches, added = engine.search_and_add(texts, k, threshold)
+    after = len(engine)
     engine.close()
     if as_json:
         out = [
@@ -340,7 +357,7 @@ def add(
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     _print_matches(matches, texts, False)
-    typer.echo(f"added {len(engine) - before} new question(s) (ids {', '.join(map(str, ids))}); the index holds {len(engine)}")
+    typer.echo(f"added {after - before} new question(s) (ids {', '.join(map(str, ids))}); the index holds {after}")
 
 
 @app.command()

@@ -94,7 +94,7 @@ def evaluate_retrieval(data: Path | None = None, index: Path = DEFAULT_INDEX, k:
     pairs = split_pairs(load_pairs(data or DEFAULT_PAIRS).frame)["test"]
     dups = pairs[pairs["is_duplicate"] == 1]
     engine = SearchEngine.open(index)
-    ids = engine.store.ids_of([q.strip() for q in dups["question1"].tolist() + dups["question2"].tolist()])
+    ids = engine.ids_of([q.strip() for q in dups["question1"].tolist() + dups["question2"].tolist()])
     relevant: dict[str, set[int]] = {}
     for a, b in zip(dups["question1"].str.strip(), dups["question2"].str.strip()):
         if a and b and b in ids and b != a:

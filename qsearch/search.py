@@ -1,19 +1,19 @@
-"""SearchEngine: a FAISS index beside a SQLite store, with the model that built it.
+"""SearchEngine: the model that built an index, and a backend that holds its questions.
 
 Folder layout (``indexes/default/`` by default)::
 
     CURRENT            name of the live generation, replaced atomically
-    g00002/            one generation: index.json, questions.db, vectors.faiss, model/
+    g00002/            one generation: index.json, model/, and the backend's files:
+                       questions.db + vectors.faiss (faiss), or nothing (milvus: index.json
+                       names the URI and collection; a Milvus Lite file defaults to milvus.db here)
     .lock              held by writers (build, add)
 
 ``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
-build leaves the previous index working. ``add`` commits to SQLite first (the source of
-truth), then updates FAISS; rows a killed ``add`` left out of FAISS are encoded again on open.
+build leaves the previous index working. The engine encodes, checks input and reports;
+the backend (``qsearch.backend``) stores, searches and keeps what it acknowledged.
 
-Every search first catches up with the store: rows another process committed since (a CLI
-``add`` beside a server, a second server) are encoded and indexed, and a rebuild by another
-process is followed to the new generation. A lost or damaged vector file is rebuilt from
-the store, which holds every text; a folder without write permission is opened read-only.
+Every search first catches up: a rebuild by another process is followed to the new
+generation, and the backend indexes what other processes committed since.
 """
 
 from __future__ import annotations
@@ -34,17 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from qsearch import index as vindex
+from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
+from qsearch.faiss_backend import FaissIndex
 from qsearch.errors import QsearchError
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_INDEX
-from qsearch.store import Store
 
 INDEX_FORMAT_VERSION = 1
 MAX_QUESTION_CHARS = 10_000
 log = logging.getLogger("qsearch")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-CHECKPOINT_EVERY = 1000
 _BUILD_HINT = "run `qsearch build-index` (add --index DIR for another folder)"
 
 
@@ -103,39 +103,6 @@ def _writer_lock(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-class _ReadWriteLock:
-    """Many readers or one writer: FAISS may be searched by many threads, but not while it grows."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-
-    @contextmanager
-    def reading(self):
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def writing(self):
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing and not self._readers)
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
-
-
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise QsearchError(f"k must be a whole number of at least 1, got {k!r}")
@@ -157,15 +124,15 @@ def _fsync_dir(path: Path) -> None:
 class SearchEngine:
     """Find the known questions nearest to new ones; add new ones as they come."""
 
-    def __init__(self, root: Path, generation: Path, manifest: dict, encoder: Encoder, store: Store, index, read_only: bool = False):
+    def __init__(self, root: Path, generation: Path, manifest: dict, encoder: Encoder, backend: QuestionIndex):
         self.root, self.generation, self.manifest = root, generation, manifest
-        self.encoder, self.store, self.index = encoder, store, index
-        self.read_only = read_only
+        self.encoder, self.backend = encoder, backend
         self._write = threading.Lock()
         self._refresh = threading.Lock()
-        self._faiss = _ReadWriteLock()
-        self._pending = 0
-        self._top = int(vindex.indexed_ids(index).max()) if index.ntotal else 0
+
+    @property
+    def read_only(self) -> bool:
+        return self.backend.read_only
 
     # ---- building -------------------------------------------------------------------------
     @classmethod
@@ -177,11 +144,18 @@ class SearchEngine:
         index_type: str = "flat",
         progress: Callable | None = None,
         source: str = "",
+        backend: str = "faiss",
+        milvus_uri: str | None = None,
+        collection: str = "qsearch",
+        milvus_token: str | None = None,
     ) -> "SearchEngine":
         """Index ``questions`` (blank ones skipped, exact repeats stored once) into ``path``.
 
-        ``progress(done, total)`` is called while encoding. The new index replaces the one
-        at ``path`` only once it is complete.
+        ``backend`` is ``faiss`` (files in the folder) or ``milvus`` (a collection at
+        ``milvus_uri``: a Milvus Lite file, by default ``milvus.db`` in the folder, or a server
+        URL; the folder records the URI and collection, never the token). ``progress(done,
+        total)`` is called while encoding. The new index replaces the one at ``path`` only
+        once it is complete.
         """
         encoder = encoder or Encoder.load()
         root = Path(path)
@@ -192,6 +166,8 @@ class SearchEngine:
         texts = list(dict.fromkeys(q.strip()[:MAX_QUESTION_CHARS] for q in questions if q and q.strip()))
         if not texts:
             raise QsearchError("no questions to index (every one was empty)")
+        if backend not in BACKENDS:
+            raise QsearchError(f"unknown backend {backend!r}; pick one of: {', '.join(BACKENDS)}")
         if index_type not in vindex.FACTORIES:
             raise QsearchError(f"unknown index type {index_type!r}; pick one of: {', '.join(vindex.FACTORIES)}")
         with _writer_lock(root):
@@ -200,19 +176,10 @@ class SearchEngine:
             shutil.rmtree(gen, ignore_errors=True)
             gen.mkdir(parents=True)
             started = time.perf_counter()
-            store = Store.create(gen / "questions.db", texts)
-            index = vindex.new_index(encoder.dim, index_type)
-            step = 20000
-            for start in range(0, len(texts), step):
-                chunk = texts[start : start + step]
-                index.add_with_ids(encoder.encode(chunk), np.arange(start + 1, start + 1 + len(chunk), dtype=np.int64))
-                if progress:
-                    progress(start + len(chunk), len(texts))
-            vindex.save(index, gen / "vectors.faiss")
-            encoder.save(gen / "model")
             manifest = {
                 "format": "qsearch-index",
                 "format_version": INDEX_FORMAT_VERSION,
+                "backend": backend,
                 "index_type": index_type,
                 "factory": vindex.FACTORIES[index_type],
                 "dim": encoder.dim,
@@ -221,10 +188,23 @@ class SearchEngine:
                 "threshold": encoder.threshold,
                 "questions_at_build": len(texts),
                 "source": source,
-                "build_seconds": round(time.perf_counter() - started, 2),
             }
+            if backend == "faiss":
+                store = FaissIndex.create(gen, manifest, encoder, texts, progress)
+            else:
+                from qsearch.milvus_backend import MilvusIndex, is_lite
+
+                uri = milvus_uri or "milvus.db"  # the default, inside the folder, is recorded relative to it
+                if milvus_uri and is_lite(milvus_uri):
+                    uri = str(Path(milvus_uri).resolve())
+                manifest.update(milvus_uri=uri, collection=collection)
+                manifest["factory"] = f"milvus:{index_type}"
+                store = MilvusIndex.create(
+                    _milvus_uri(root, uri), collection, _model_key(manifest), index_type, texts, encoder, progress, milvus_token
+                )
+            manifest["build_seconds"] = round(time.perf_counter() - started, 2)
+            encoder.save(gen / "model")
             write_json(gen / "index.json", manifest)
-            store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             _fsync_dir(gen)
             tmp = root / "CURRENT.tmp"
             tmp.write_text(gen.name + "\n")
@@ -233,15 +213,15 @@ class SearchEngine:
             for old in root.glob("g[0-9]*"):
                 if old != gen:
                     shutil.rmtree(old, ignore_errors=True)
-        return cls(root, gen, manifest, Encoder.load(gen / "model"), store, index)
+        return cls(root, gen, manifest, Encoder.load(gen / "model"), store)
 
     # ---- opening --------------------------------------------------------------------------
     @classmethod
     def open(cls, path: Path | str = DEFAULT_INDEX, encoder: Encoder | None = None) -> "SearchEngine":
-        """Open an index; check that store, index and model agree; catch up on unindexed rows.
+        """Open an index; check that its backend, index and model agree; catch up on unindexed rows.
 
-        Without write permission on the folder, the index opens read-only: it answers queries,
-        and refuses adds with a clear message.
+        Without write permission on the folder, a FAISS index opens read-only: it answers
+        queries, and refuses adds with a clear message.
         """
         root = Path(path)
         if not (root / "CURRENT").exists():
@@ -260,85 +240,37 @@ class SearchEngine:
             )
         if own.manifest["vocab_sha256"] != manifest["vocab_sha256"] or own.dim != manifest["dim"]:
             raise QsearchError(f"the model inside {gen} does not match its index; {_BUILD_HINT}")
-        db = gen / "questions.db"
-        read_only = not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(root, os.W_OK))
-        store = Store(db, read_only=read_only)
-        index = cls._load_vectors(gen, manifest, own, store, store.check(), read_only)
-        engine = cls(root, gen, manifest, own, store, index, read_only)
-        engine._catch_up()
-        return engine
+        if manifest.get("backend", "faiss") == "milvus":
+            from qsearch.milvus_backend import MilvusIndex
 
-    @staticmethod
-    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, stored: int, read_only: bool):
-        """The vector index; lost, damaged or not matching the store (``stored`` rows), it is rebuilt from the store."""
-        path = gen / "vectors.faiss"
-        problem = None
-        try:
-            index = vindex.load(path, manifest["index_type"]) if path.exists() else None
-            if index is None:
-                problem = "is missing"
-            elif index.d != manifest["dim"]:
-                problem = f"has dimension {index.d}, the model {manifest['dim']}"
-            elif index.ntotal and (index.ntotal > stored or int(vindex.indexed_ids(index).max()) > store.max_id()):
-                problem = "holds ids the store lacks (it comes from another build)"  # ids only grow, none is deleted
-        except QsearchError:
-            problem = "cannot be read"
-        if problem is None:
-            return index
-        index = SearchEngine._vectors_from_store(manifest, encoder, store)
-        if not read_only:
-            vindex.save(index, path)
-        log.warning("%s %s: rebuilt it from the %d questions in questions.db", path, problem, index.ntotal)
-        return index
-
-    @staticmethod
-    def _vectors_from_store(manifest: dict, encoder: Encoder, store: Store):
-        """A new vector index holding every question of the store, encoded again."""
-        rows = store.all_rows()
-        index = vindex.new_index(manifest["dim"], manifest["index_type"])
-        for start in range(0, len(rows), 20000):
-            chunk = rows[start : start + 20000]
-            index.add_with_ids(encoder.encode([t for _, t in chunk]), np.array([i for i, _ in chunk], dtype=np.int64))
-        return index
+            backend = MilvusIndex.open(_milvus_uri(root, manifest["milvus_uri"]), manifest["collection"], _model_key(manifest))
+        else:
+            backend = FaissIndex.open(gen, manifest, own)
+        return cls(root, gen, manifest, own, backend)
 
     @classmethod
     def repair(cls, path: Path | str = DEFAULT_INDEX) -> int:
         """Rebuild the vector file from the store (every text it holds); returns the count."""
         root = Path(path)
         engine = cls.open(root)
+        if not isinstance(engine.backend, FaissIndex):
+            engine.close()
+            raise QsearchError(f"the index at {root} lives in Milvus, which keeps its own vectors; repair is for FAISS indexes")
         if engine.read_only:
             raise QsearchError(f"the index at {root} is read-only (no write permission); repair needs write access")
         with engine._write, _writer_lock(root):
-            engine.index = cls._vectors_from_store(engine.manifest, engine.encoder, engine.store)
-            vindex.save(engine.index, engine.generation / "vectors.faiss")
-            engine._pending = 0
+            count = engine.backend.rebuild()
         engine.close()
-        return int(engine.index.ntotal)
-
-    def _catch_up(self) -> None:
-        """Index rows that are in the store but not in FAISS (an ``add`` killed midway)."""
-        ids = vindex.indexed_ids(self.index)
-        missing = self.store.rows_missing_from(ids)
-        if missing:
-            self._add_rows(missing)
-            self._pending += len(missing)
-
-    def _add_rows(self, rows: list[tuple[int, str]]) -> None:
-        vectors = self.encoder.encode([t for _, t in rows])
-        with self._faiss.writing():
-            self.index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
-        self._top = max(self._top, max(i for i, _ in rows))
+        return count
 
     def refresh(self) -> None:
-        """Catch up with other processes: follow a rebuild to its new generation, then index
-        the rows committed to the store after the last one this engine indexed (cheap when none)."""
+        """Catch up with other processes: follow a rebuild to its new generation, then let the
+        backend take in what was committed since (cheap when nothing was)."""
         with self._refresh:
             current = self._current()
             if current != self.generation.name:
                 self._follow(current)
-            top = self.store.max_id()
-            if top > self._top:
-                self._add_rows(self.store.rows_after(self._top))
+            self.backend.refresh()
 
     def _current(self) -> str:
         try:
@@ -353,41 +285,39 @@ class SearchEngine:
         except QsearchError as e:
             log.warning("the index at %s was rebuilt but its new generation cannot be opened yet: %s", self.root, e)
             return
-        with self._faiss.writing():
-            old = self.store
-            self.generation, self.manifest, self.encoder = fresh.generation, fresh.manifest, fresh.encoder
-            self.store, self.index, self.read_only, self._top = fresh.store, fresh.index, fresh.read_only, fresh._top
-            self._pending = fresh._pending
+        old = self.backend
+        self.generation, self.manifest, self.encoder, self.backend = fresh.generation, fresh.manifest, fresh.encoder, fresh.backend
         old.close()
 
     # ---- using ----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return len(self.backend)
 
     @property
     def threshold(self) -> float:
         return self.encoder.threshold
+
+    def ids_of(self, texts: list[str]) -> dict[str, int]:
+        """The id of each text already stored (exact match)."""
+        return self.backend.ids_of(texts)
+
+    def texts(self, ids: Iterable[int]) -> dict[int, str]:
+        """The stored text of each id."""
+        return self.backend.texts(ids)
 
     def search(self, questions: list[str], k: int = 5, threshold: float | None = None) -> list[list[Match]]:
         """The ``k`` nearest known questions for each question, best first."""
         questions = clean_questions(questions)
         _check_k(k)
         self.refresh()
-        return self._search_vectors(self.encoder.encode(questions), k, threshold)
+        return self.search_vectors(self.encoder.encode(questions), k, threshold)
 
-    def _search_vectors(self, vectors: np.ndarray, k: int, threshold: float | None) -> list[list[Match]]:
+    def search_vectors(self, vectors: np.ndarray, k: int, threshold: float | None = None) -> list[list[Match]]:
+        """The ``k`` nearest known questions for each of ``vectors`` (already encoded by this model)."""
         _check_k(k)
         threshold = check_threshold(threshold)
         threshold = self.threshold if threshold is None else threshold
-        if len(self) == 0:
-            return [[] for _ in vectors]
-        with self._faiss.reading():
-            scores, ids = self.index.search(vectors, min(k, len(self)))
-        texts = self.store.texts(i for i in ids.ravel() if i >= 0)
-        return [
-            [Match(int(i), texts[int(i)], float(s), float(s) > threshold) for s, i in zip(row_s, row_i) if i >= 0]
-            for row_s, row_i in zip(scores, ids)
-        ]
+        return [[Match(i, text, s, s > threshold) for i, s, text in row] for row in self.backend.search(vectors, k)]
 
     def add(self, questions: list[str]) -> list[int]:
         """Add questions (exact repeats of stored ones are not added again); return their ids."""
@@ -413,37 +343,32 @@ class SearchEngine:
             if self._current() != self.generation.name:
                 raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
             self.refresh()
-            matches = self._search_vectors(vectors, k, threshold) if k else []
-            with self._refresh:  # a search's catch-up must not index these rows a second time
-                ids, fresh = self.store.insert_new(questions)
-                if fresh:
-                    row = {i: n for n, i in enumerate(ids)}
-                    with self._faiss.writing():
-                        self.index.add_with_ids(vectors[[row[i] for i in fresh]], np.array(fresh, dtype=np.int64))
-                        self._top = max(self._top, max(fresh))
-                    self._pending += len(fresh)
-            if self._pending >= CHECKPOINT_EVERY:
-                self.save()
-        new, added = set(fresh), []
-        for i in ids:  # a question given twice in one call is new only the first time
-            added.append(i in new)
-            new.discard(i)
+            matches = self.search_vectors(vectors, k, threshold) if k else []
+            ids, added = self.backend.add(questions, vectors)
         return ids, matches, added
 
     def save(self) -> None:
-        """Write the FAISS checkpoint if rows were added since it was last written.
-
-        Added rows are safe in SQLite as soon as ``add`` returns; the checkpoint only spares
-        the next ``open`` from encoding them again.
-        """
-        if self._pending and not self.read_only:
-            with self._faiss.reading():
-                vindex.save(self.index, self.generation / "vectors.faiss")
-            self._pending = 0
-
-    def close(self) -> None:
-        """Write the checkpoint and close the store."""
+        """Write the backend's checkpoint; acknowledged adds are durable without it."""
         if not self.read_only:
             with self._write, _writer_lock(self.root):
-                self.save()
-        self.store.close()
+                self.backend.flush()
+
+    def close(self) -> None:
+        """Write the checkpoint and let go of the backend."""
+        if self.read_only:
+            self.backend.close()
+            return
+        with self._write, _writer_lock(self.root):
+            self.backend.close()
+
+
+def _milvus_uri(root: Path, uri: str) -> str:
+    """A recorded Milvus Lite path is relative to the index folder; a server URL is as given."""
+    from qsearch.milvus_backend import is_lite
+
+    return str(root / uri) if is_lite(uri) and not Path(uri).is_absolute() else uri
+
+
+def _model_key(manifest: dict) -> dict:
+    """What a Milvus collection records of the model that built it, to refuse another."""
+    return {"model": manifest["model"], "dim": manifest["dim"], "vocab_sha256": manifest["vocab_sha256"]}

@@ -243,9 +243,9 @@ def create_app(
     def health() -> dict:
         """Liveness, the number of stored questions (all searchable) and the model in use."""
         engine.refresh()
-        metrics.QUESTIONS.set(len(engine.store))
+        metrics.QUESTIONS.set(len(engine))
         return {
-            "status": "ok", "questions": len(engine.store), "model": engine.encoder.name, "threshold": engine.threshold,
+            "status": "ok", "questions": len(engine), "model": engine.encoder.name, "threshold": engine.threshold,
             "writable": not (read_only or engine.read_only), "needs_key": api_key is not None, "max_dedup": MAX_DEDUP,
         }
 
@@ -253,7 +253,7 @@ def create_app(
     def scrape() -> Response:
         """Prometheus metrics: requests by route and status, latency histograms, index size, adds."""
         engine.refresh()
-        metrics.QUESTIONS.set(len(engine.store))
+        metrics.QUESTIONS.set(len(engine))
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     @app.post("/search")
@@ -368,7 +368,11 @@ def serve(
         engine = SearchEngine.open(index)  # closed by the app's shutdown: uvicorn re-raises SIGTERM after it
         uvicorn.run(create_app(engine, api_key, read_only, log_questions, close_engine=True), **options)
         return
-    SearchEngine.open(index).close()  # a broken index is one clear error here, not one per worker
+    engine = SearchEngine.open(index)  # a broken index is one clear error here, not one per worker
+    lite = engine.manifest.get("backend") == "milvus" and "://" not in engine.manifest["milvus_uri"]
+    engine.close()
+    if lite:
+        raise QsearchError("Milvus Lite opens in one process only: use --workers 1, or a Milvus server for several processes")
     with tempfile.TemporaryDirectory(prefix="qsearch-metrics-") as tmp:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp
         os.environ[_SETTINGS] = json.dumps({

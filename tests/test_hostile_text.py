@@ -44,7 +44,7 @@ def test_search_add_and_compare_take_any_text_or_refuse_it_clearly(engine, text)
         [matches] = engine.search([text], k=2)
         assert len(matches) == 2
         [i] = engine.add([text])
-        assert engine.store.texts([i])[i]
+        assert engine.texts([i])[i]
     except QsearchError as e:
         assert str(e) and "\n" not in str(e)
 

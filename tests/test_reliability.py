@@ -39,7 +39,7 @@ def test_two_engines_on_one_folder_each_find_the_others_adds(index):
     [idb] = b.add(["What is the oldest tree on Earth?"])
     assert b.search(["How deep is the Mariana Trench in metres?"], k=1)[0][0].id == ida
     assert a.search(["What is the oldest tree on Earth?"], k=1)[0][0].id == idb
-    assert len(a) == len(b) == len(a.store)
+    assert len(a) == len(b) == len(a.backend.store)
 
 
 def test_an_open_engine_follows_a_rebuild_by_another_process(index, corpus_questions):
@@ -139,7 +139,7 @@ def test_repair_re_encodes_the_store(index):
 def test_lone_surrogates_and_non_utf8_arguments_are_stored_as_replacement_characters(index):
     engine = SearchEngine.open(index)
     [i] = engine.add(["hi \ud800 there?"])
-    assert engine.store.texts([i])[i] == "hi \ufffd there?"
+    assert engine.texts([i])[i] == "hi \ufffd there?"
     result = subprocess.run(
         [os.fsencode(sys.executable), b"-m", b"qsearch.cli", b"query", b"caf\xe9 au lait?", b"--index", os.fsencode(index)],
         capture_output=True, timeout=120,

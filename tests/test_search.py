@@ -33,9 +33,9 @@ def test_exact_repeats_are_stored_once_and_blank_ones_skipped(tmp_path):
 
 
 def test_ids_agree_between_faiss_and_sqlite(engine):
-    assert sorted(indexed_ids(engine.index).tolist()) == sorted(engine.store.all_ids().tolist())
+    assert sorted(indexed_ids(engine.backend.index).tolist()) == sorted(engine.backend.store.all_ids().tolist())
     [matches] = engine.search(["How do I learn Python?"], k=5)
-    texts = engine.store.texts(m.id for m in matches)
+    texts = engine.texts(m.id for m in matches)
     assert all(texts[m.id] == m.text for m in matches)
 
 

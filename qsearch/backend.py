@@ -1,0 +1,50 @@
+"""The seam between the search engine and where the questions live.
+
+A backend holds every known question's text and vector and finds the nearest ones. Two
+implement it: ``FaissIndex`` (a FAISS file beside a SQLite store, inside the index folder: the
+embedded default) and ``MilvusIndex`` (a Milvus collection: Milvus Lite in a file, or a Milvus
+server shared by several machines). ``SearchEngine`` encodes, checks and reports; it calls only
+what is below, so both backends behave alike (tests/test_backends.py holds them to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import numpy as np
+
+BACKENDS = ("faiss", "milvus")
+
+
+class QuestionIndex(Protocol):
+    """Texts and unit vectors of the known questions, keyed by integer ids that never change."""
+
+    read_only: bool
+
+    def __len__(self) -> int:
+        """How many questions are stored and searchable."""
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str]]]:
+        """For each vector, up to ``k`` (id, inner product, text), best first."""
+
+    def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
+        """Store the texts not stored yet; return every text's id and whether it was new.
+
+        Durable when it returns: an acknowledged question survives a killed process.
+        """
+
+    def ids_of(self, texts: list[str]) -> dict[str, int]:
+        """The id of each text already stored (exact match)."""
+
+    def texts(self, ids: Iterable[int]) -> dict[int, str]:
+        """The text of each stored id."""
+
+    def refresh(self) -> None:
+        """Catch up with what other processes committed since (cheap when nothing changed)."""
+
+    def flush(self) -> None:
+        """Write what spares the next open some work (a checkpoint); nothing is lost without it."""
+
+    def close(self) -> None:
+        """Flush and let go of files and connections."""

@@ -1,0 +1,205 @@
+"""The embedded backend: a FAISS vector file beside a SQLite store, in one index generation folder.
+
+SQLite is the source of truth: an add commits the text there first, then adds the vector to
+FAISS in memory; the FAISS file is a checkpoint written every ``CHECKPOINT_EVERY`` adds and on
+close. Rows in the store but not in FAISS (an add killed midway, another process's adds) are
+encoded again on open and on refresh; a lost, damaged or foreign vector file is rebuilt from
+the store, which holds every text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from qsearch import index as vindex
+from qsearch.encoder import Encoder
+from qsearch.errors import QsearchError
+from qsearch.store import Store
+
+CHECKPOINT_EVERY = 1000
+log = logging.getLogger("qsearch")
+
+
+class _ReadWriteLock:
+    """Many readers or one writer: FAISS may be searched by many threads, but not while it grows."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def reading(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and not self._readers)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+class FaissIndex:
+    """Questions in ``questions.db`` and their vectors in ``vectors.faiss`` (IDMap2, ids = store ids)."""
+
+    def __init__(self, gen: Path, manifest: dict, encoder: Encoder, store: Store, index, read_only: bool = False):
+        self.gen, self.manifest, self.encoder, self.store, self.index = gen, manifest, encoder, store, index
+        self.read_only = read_only
+        self._lock = _ReadWriteLock()
+        self._refresh = threading.Lock()
+        self._pending = 0
+        self._closed = False
+        self._top = int(vindex.indexed_ids(index).max()) if index.ntotal else 0
+
+    @classmethod
+    def create(cls, gen: Path, manifest: dict, encoder: Encoder, texts: list[str], progress=None) -> "FaissIndex":
+        """Store and index ``texts`` (distinct, non-blank) in a new generation folder."""
+        store = Store.create(gen / "questions.db", texts)
+        index = vindex.new_index(encoder.dim, manifest["index_type"])
+        step = 20000
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            index.add_with_ids(encoder.encode(chunk), np.arange(start + 1, start + 1 + len(chunk), dtype=np.int64))
+            if progress:
+                progress(start + len(chunk), len(texts))
+        vindex.save(index, gen / "vectors.faiss")
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return cls(gen, manifest, encoder, store, index)
+
+    @classmethod
+    def open(cls, gen: Path, manifest: dict, encoder: Encoder) -> "FaissIndex":
+        """Open a generation; read-only without write permission; catch up on unindexed rows."""
+        db = gen / "questions.db"
+        read_only = not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(gen.parent, os.W_OK))
+        store = Store(db, read_only=read_only)
+        index = cls._load_vectors(gen, manifest, encoder, store, store.check(), read_only)
+        backend = cls(gen, manifest, encoder, store, index, read_only)
+        missing = store.rows_missing_from(vindex.indexed_ids(index))
+        if missing:  # an add killed between its commit and the checkpoint
+            backend._add_rows(missing)
+            backend._pending += len(missing)
+        return backend
+
+    @staticmethod
+    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, stored: int, read_only: bool):
+        """The vector index; lost, damaged or not matching the store (``stored`` rows), it is rebuilt from the store."""
+        path = gen / "vectors.faiss"
+        problem = None
+        try:
+            index = vindex.load(path, manifest["index_type"]) if path.exists() else None
+            if index is None:
+                problem = "is missing"
+            elif index.d != manifest["dim"]:
+                problem = f"has dimension {index.d}, the model {manifest['dim']}"
+            elif index.ntotal and (index.ntotal > stored or int(vindex.indexed_ids(index).max()) > store.max_id()):
+                problem = "holds ids the store lacks (it comes from another build)"  # ids only grow, none is deleted
+        except QsearchError:
+            problem = "cannot be read"
+        if problem is None:
+            return index
+        index = FaissIndex._vectors_from_store(manifest, encoder, store)
+        if not read_only:
+            vindex.save(index, path)
+        log.warning("%s %s: rebuilt it from the %d questions in questions.db", path, problem, index.ntotal)
+        return index
+
+    @staticmethod
+    def _vectors_from_store(manifest: dict, encoder: Encoder, store: Store):
+        """A new vector index holding every question of the store, encoded again."""
+        rows = store.all_rows()
+        index = vindex.new_index(manifest["dim"], manifest["index_type"])
+        for start in range(0, len(rows), 20000):
+            chunk = rows[start : start + 20000]
+            index.add_with_ids(encoder.encode([t for _, t in chunk]), np.array([i for i, _ in chunk], dtype=np.int64))
+        return index
+
+    def rebuild(self) -> int:
+        """Encode every stored question again into a new vector file (the caller holds the writer lock)."""
+        index = self._vectors_from_store(self.manifest, self.encoder, self.store)
+        vindex.save(index, self.gen / "vectors.faiss")
+        with self._lock.writing():
+            self.index, self._pending = index, 0
+        return int(index.ntotal)
+
+    def _add_rows(self, rows: list[tuple[int, str]]) -> None:
+        vectors = self.encoder.encode([t for _, t in rows])
+        with self._lock.writing():
+            self.index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
+        self._top = max(self._top, max(i for i, _ in rows))
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def refresh(self) -> None:
+        """Index the rows committed to the store after the last one this process indexed."""
+        with self._refresh:
+            top = self.store.max_id()
+            if top > self._top:
+                self._add_rows(self.store.rows_after(self._top))
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str]]]:
+        if not len(self):
+            return [[] for _ in vectors]
+        with self._lock.reading():
+            scores, ids = self.index.search(vectors, min(k, len(self)))
+        texts = self.store.texts(i for i in ids.ravel() if i >= 0)
+        return [
+            [(int(i), float(s), texts[int(i)]) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)
+        ]
+
+    def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
+        with self._refresh:  # a search's catch-up must not index these rows a second time
+            ids, fresh = self.store.insert_new(texts)
+            if fresh:
+                row = {i: n for n, i in enumerate(ids)}
+                with self._lock.writing():
+                    self.index.add_with_ids(vectors[[row[i] for i in fresh]], np.array(fresh, dtype=np.int64))
+                    self._top = max(self._top, max(fresh))
+                self._pending += len(fresh)
+        if self._pending >= CHECKPOINT_EVERY:
+            self.flush()
+        new, added = set(fresh), []
+        for i in ids:  # a question given twice in one call is new only the first time
+            added.append(i in new)
+            new.discard(i)
+        return ids, added
+
+    def ids_of(self, texts: list[str]) -> dict[str, int]:
+        return self.store.ids_of(texts)
+
+    def texts(self, ids: Iterable[int]) -> dict[int, str]:
+        return self.store.texts(ids)
+
+    def flush(self) -> None:
+        """Write the FAISS checkpoint if rows were added since it was last written."""
+        if self._pending and not self.read_only:
+            with self._lock.reading():
+                vindex.save(self.index, self.gen / "vectors.faiss")
+            self._pending = 0
+
+    def close(self) -> None:
+        if not self._closed:
+            self.flush()
+            self.store.close()
+            self._closed = True

@@ -1,0 +1,263 @@
+"""The distributed backend: questions and vectors in one Milvus collection.
+
+The collection has ``id`` (INT64 primary key, assigned by Milvus), ``vector`` (FLOAT_VECTOR,
+metric IP, FLAT or HNSW) and ``text`` (VARCHAR). The model that built it is recorded in the
+collection's properties, so another model is refused. Every read and write uses the Strong
+consistency level: an add acknowledged by one replica is seen by the next request to any
+other. ``uri`` is a Milvus Lite file (embedded, one process at a time) or ``http://host:19530``
+(a Milvus standalone or cluster, any number of qsearch processes and machines); the token for
+a server comes from ``MILVUS_TOKEN`` and is never written down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from qsearch.errors import QsearchError
+
+CONSISTENCY = "Strong"
+CONNECT_TIMEOUT_S = 10
+BATCH = 5000
+MAX_TEXT_BYTES = 65535
+INDEX_TYPES = {"flat": ("FLAT", {}), "hnsw": ("HNSW", {"M": 32, "efConstruction": 80})}
+HNSW_EF = 128
+_EXTRA = "pip install 'qsearch[milvus]'"
+
+
+def _milvus():
+    try:
+        import pymilvus
+    except ImportError:
+        raise QsearchError(f"the Milvus backend needs pymilvus (and milvus-lite for a local file): {_EXTRA}") from None
+    return pymilvus
+
+
+_lite_lock = threading.Lock()
+_lite_users: dict[str, int] = {}
+
+
+def _lite_release(uri: str) -> None:
+    """Stop this process's Milvus Lite server for ``uri`` once no client here uses it, so that
+    another process can open the file (Milvus Lite allows one process at a time)."""
+    path = os.path.abspath(uri)
+    with _lite_lock:
+        _lite_users[path] = _lite_users.get(path, 1) - 1
+        if _lite_users[path] > 0:
+            return
+        del _lite_users[path]
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(path)
+
+
+def is_lite(uri: str) -> bool:
+    """Whether ``uri`` names a Milvus Lite file rather than a server."""
+    return "://" not in uri
+
+
+def _literal(text: str) -> str:
+    """A Milvus filter string literal (JSON escaping: quotes, backslashes, control characters)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _first_line(error: Exception) -> str:
+    message = getattr(error, "message", None) or str(error)
+    return message.strip().splitlines()[0][:200] if message.strip() else type(error).__name__
+
+
+class MilvusIndex:
+    """One Milvus collection holding every question; ``uri`` and ``collection`` name it."""
+
+    def __init__(self, client, uri: str, collection: str, read_only: bool = False):
+        self.client, self.uri, self.collection, self.read_only = client, uri, collection, read_only
+        self._write = threading.Lock()
+        self._ef = HNSW_EF
+
+    # ---- connecting -------------------------------------------------------------------------
+    @staticmethod
+    def connect(uri: str, token: str | None = None):
+        """A client for ``uri``, or one clear line: unreachable within 10 s, or a Lite file in use."""
+        pymilvus = _milvus()
+        token = token if token is not None else os.environ.get("MILVUS_TOKEN", "")
+        if is_lite(uri):
+            if not uri.endswith(".db"):
+                raise QsearchError(f"a Milvus Lite file name ends in .db, got {uri}")
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            for noisy in ("grpc._server", "milvus_lite"):  # tracebacks for unimplemented calls and a held file: one line below instead
+                logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        try:
+            client = pymilvus.MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT_S)
+            if is_lite(uri):
+                with _lite_lock:
+                    _lite_users[os.path.abspath(uri)] = _lite_users.get(os.path.abspath(uri), 0) + 1
+            return client
+        except Exception as e:  # pymilvus raises several types; each becomes one line
+            if is_lite(uri):
+                raise QsearchError(
+                    f"cannot open the Milvus Lite file {uri} ({_first_line(e)}); Milvus Lite allows one process at a "
+                    "time: stop the other qsearch using it, or use a Milvus server (--milvus-uri http://HOST:19530)"
+                ) from None
+            raise QsearchError(f"cannot reach Milvus at {uri} within {CONNECT_TIMEOUT_S} s ({_first_line(e)})") from None
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run one client call; a Milvus error becomes one line naming the collection."""
+        try:
+            return fn(*args, **kwargs)
+        except QsearchError:
+            raise
+        except Exception as e:
+            raise QsearchError(f"Milvus {what} on collection {self.collection!r} at {self.uri} failed: {_first_line(e)}") from None
+
+    @classmethod
+    def create(cls, uri: str, collection: str, model: dict, index_type: str, texts: list[str], encoder, progress=None, token=None) -> "MilvusIndex":
+        """A new collection holding ``texts`` and their vectors.
+
+        An existing collection built by the same model is replaced (a rebuild, like FAISS's);
+        one built by another model or with another dimension is refused.
+        """
+        pymilvus = _milvus()
+        if index_type not in INDEX_TYPES:
+            raise QsearchError(f"the Milvus backend supports --index-type {' or '.join(INDEX_TYPES)}, not {index_type!r}")
+        client = cls.connect(uri, token)
+        backend = cls(client, uri, collection)
+        if backend._call("has_collection", client.has_collection, collection):
+            theirs = backend.recorded_model()
+            if theirs != model:
+                raise QsearchError(
+                    f"the Milvus collection {collection!r} at {uri} holds another model's vectors "
+                    f"({theirs.get('model', 'unknown')}, dim {theirs.get('dim', '?')}); pick another --collection, "
+                    f"or drop it first (pymilvus: MilvusClient({uri!r}).drop_collection({collection!r}))"
+                )
+            backend._call("drop_collection", client.drop_collection, collection)
+        schema = pymilvus.MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False, description="qsearch questions")
+        schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
+        schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=int(model["dim"]))
+        schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        params = client.prepare_index_params()
+        kind, build = INDEX_TYPES[index_type]
+        params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=build)
+        backend._call(
+            "create_collection", client.create_collection, collection, schema=schema, index_params=params,
+            consistency_level=CONSISTENCY, properties={"qsearch.model": json.dumps(model, sort_keys=True)},
+        )
+        for start in range(0, len(texts), BATCH):
+            chunk = texts[start : start + BATCH]
+            backend._insert(chunk, encoder.encode(chunk))
+            if progress:
+                progress(start + len(chunk), len(texts))
+        return backend
+
+    @classmethod
+    def open(cls, uri: str, collection: str, model: dict, token=None) -> "MilvusIndex":
+        """Open the collection an index folder names; refuse it when another model built it."""
+        client = cls.connect(uri, token)
+        backend = cls(client, uri, collection)
+        if not backend._call("has_collection", client.has_collection, collection):
+            raise QsearchError(f"the Milvus collection {collection!r} is gone from {uri}; run `qsearch build-index --backend milvus` again")
+        theirs = backend.recorded_model()
+        if theirs != model:
+            raise QsearchError(
+                f"the Milvus collection {collection!r} at {uri} was built with another model "
+                f"({theirs.get('model', 'unknown')}, dim {theirs.get('dim', '?')}); rebuild it with `qsearch build-index --backend milvus`"
+            )
+        backend._call("load_collection", client.load_collection, collection)
+        return backend
+
+    def recorded_model(self) -> dict:
+        """The model recorded in the collection's properties ({} when none: not qsearch's)."""
+        described = self._call("describe_collection", self.client.describe_collection, self.collection)
+        try:
+            return json.loads(described.get("properties", {}).get("qsearch.model", "{}"))
+        except ValueError:
+            return {}
+
+    # ---- using ------------------------------------------------------------------------------
+    def _insert(self, texts: list[str], vectors: np.ndarray) -> list[int]:
+        for t in texts:
+            if len(t.encode("utf-8")) > MAX_TEXT_BYTES:
+                raise QsearchError(f"a question of {len(t.encode('utf-8'))} bytes is over Milvus's VARCHAR limit of {MAX_TEXT_BYTES}")
+        rows = [{"vector": v.tolist(), "text": t} for t, v in zip(texts, vectors)]
+        return [int(i) for i in self._call("insert", self.client.insert, self.collection, rows)["ids"]]
+
+    def __len__(self) -> int:
+        rows = self._call(
+            "count", self.client.query, self.collection, filter="", output_fields=["count(*)"], consistency_level=CONSISTENCY
+        )
+        return int(rows[0]["count(*)"])
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str]]]:
+        if not len(vectors):
+            return []
+        hits = self._call(
+            "search", self.client.search, self.collection, data=vectors.tolist(), limit=k, output_fields=["text"],
+            search_params={"metric_type": "IP", "params": {"ef": max(self._ef, k)}}, consistency_level=CONSISTENCY,
+        )
+        return [[(int(h["id"]), float(h["distance"]), h["entity"]["text"]) for h in row] for row in hits]
+
+    def ids_of(self, texts: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(texts))
+        for start in range(0, len(unique), 200):
+            chunk = unique[start : start + 200]
+            rows = self._call(
+                "query", self.client.query, self.collection, filter=f"text in [{', '.join(map(_literal, chunk))}]",
+                output_fields=["id", "text"], consistency_level=CONSISTENCY,
+            )
+            for row in rows:
+                found.setdefault(row["text"], int(row["id"]))
+        return found
+
+    def texts(self, ids: Iterable[int]) -> dict[int, str]:
+        unique = [int(i) for i in dict.fromkeys(ids)]
+        if not unique:
+            return {}
+        rows = self._call("get", self.client.get, self.collection, ids=unique, output_fields=["text"])
+        return {int(r["id"]): r["text"] for r in rows}
+
+    def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
+        """Insert the texts not stored yet (the caller holds the index folder's writer lock).
+
+        Replicas on one machine share that lock; replicas on several machines adding the very
+        same new text at the same moment could each store it once (Milvus has no unique
+        constraint on text), which costs a duplicate row, never a lost one.
+        """
+        with self._write:
+            known = self.ids_of(texts)
+            first: dict[str, int] = {}
+            for n, t in enumerate(texts):
+                if t not in known:
+                    first.setdefault(t, n)
+            order = list(first.values())
+            if order:
+                new_ids = self._insert([texts[n] for n in order], vectors[order])
+                known.update({texts[n]: i for n, i in zip(order, new_ids)})
+        fresh = {texts[n] for n in order}
+        added = []
+        for t in texts:
+            added.append(t in fresh)
+            fresh.discard(t)
+        return [known[t] for t in texts], added
+
+    def refresh(self) -> None:
+        """Nothing to catch up: every read asks the collection with Strong consistency."""
+
+    def flush(self) -> None:
+        """Seal what was inserted (Milvus has it durable in its log already)."""
+        if not self.read_only:
+            self._call("flush", self.client.flush, self.collection)
+
+    def close(self) -> None:
+        """Flush and disconnect; the last user of a Milvus Lite file in this process lets go of it."""
+        if self.client is not None:
+            self.flush()
+            self.client.close()
+            self.client = None
+            if is_lite(self.uri):
+                _lite_release(self.uri)

@@ -1,0 +1,164 @@
+"""One contract for both backends: FAISS + SQLite (embedded) and Milvus (Milvus Lite here, no server)."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import free_port, run_cli
+from qsearch import Encoder, SearchEngine
+from qsearch.errors import QsearchError
+
+ODD = ['Is "C++" \\ or \'Rust\' better? 🦀', "Ünïcödé: ¿qué es \ufffd?", "Tabs\tand\\nescapes?"]
+
+
+def build(backend: str, questions: list[str], path: Path, **kwargs) -> SearchEngine:
+    if backend == "milvus":
+        pytest.importorskip("pymilvus", reason="the Milvus backend needs pip install 'qsearch[milvus]'")
+        pytest.importorskip("milvus_lite", reason="the Milvus backend needs pip install 'qsearch[milvus]'")
+    return SearchEngine.build(questions, path=path, backend=backend, **kwargs)
+
+
+@pytest.fixture(params=["faiss", "milvus"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture()
+def engine(backend, tmp_path, corpus_questions):
+    engine = build(backend, corpus_questions[:150], tmp_path / "idx")
+    yield engine
+    engine.close()
+
+
+def test_a_stored_question_is_its_own_nearest_neighbour(engine, corpus_questions):
+    assert len(engine) == len(set(corpus_questions[:150]))
+    [[best, *_]] = engine.search([corpus_questions[9]], k=3)
+    assert best.text == corpus_questions[9] and best.score > 0.999 and best.duplicate
+
+
+def test_add_is_searchable_and_an_exact_repeat_keeps_its_id(engine):
+    before = len(engine)
+    question = "Which moon of Jupiter has the thickest ice shell?"
+    ids, matches, added = engine.search_and_add([question, question], k=2)
+    assert ids[0] == ids[1] and added == [True, False] and len(matches[0]) == 2
+    assert len(engine) == before + 1
+    assert engine.search([question], k=1)[0][0].id == ids[0]
+    assert engine.search_and_add([question], k=1)[0] == [ids[0]] and len(engine) == before + 1
+
+
+def test_odd_characters_are_stored_and_found_exactly(engine):
+    ids = engine.add(ODD)
+    assert engine.texts(ids) == dict(zip(ids, ODD))
+    assert engine.ids_of(ODD) == dict(zip(ODD, ids))
+    assert [engine.search([q], k=1)[0][0].text for q in ODD] == ODD
+
+
+def test_adds_survive_closing_and_reopening(engine, tmp_path):
+    [i] = engine.add(["How deep is the Mariana Trench in metres?"])
+    count = len(engine)
+    engine.close()
+    again = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert len(again) == count and again.texts([i]) == {i: "How deep is the Mariana Trench in metres?"}
+    finally:
+        again.close()
+
+
+def test_another_model_is_refused(engine, tmp_path, tiny_model):
+    engine.close()
+    with pytest.raises(QsearchError, match="another model"):
+        SearchEngine.open(tmp_path / "idx", Encoder.load(tiny_model))
+
+
+KILLED_WRITER = """
+import sys
+from qsearch import SearchEngine
+engine = SearchEngine.open(sys.argv[1])
+n = 0
+while True:
+    text = f"Killed writer question number {n}?"
+    [i] = engine.add([text])
+    print(i, text, flush=True)
+    n += 1
+"""
+
+
+def test_kill_9_during_adds_loses_no_acknowledged_question(backend, tmp_path, corpus_questions):
+    build(backend, corpus_questions[:100], tmp_path / "idx").close()
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "idx")], stdout=subprocess.PIPE, text=True)
+    acknowledged = {}
+    deadline = time.time() + 60
+    while len(acknowledged) < 25 and time.time() < deadline:
+        line = writer.stdout.readline()
+        if not line:
+            break
+        i, text = line.rstrip("\n").split(" ", 1)
+        acknowledged[text] = int(i)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert len(acknowledged) >= 25
+    engine = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert engine.ids_of(list(acknowledged)) == acknowledged
+        assert engine.search([next(iter(acknowledged))], k=1)[0][0].text == next(iter(acknowledged))
+    finally:
+        engine.close()
+
+
+def test_both_backends_return_the_same_top_10_with_flat_search(tmp_path, corpus_questions):
+    import pandas as pd
+
+    from qsearch.paths import DEFAULT_CORPUS
+
+    questions = pd.read_csv(DEFAULT_CORPUS, keep_default_na=False)["question"].head(2000).tolist()
+    faiss_engine = build("faiss", questions, tmp_path / "f")
+    milvus_engine = build("milvus", questions, tmp_path / "m")
+    try:
+        vectors = faiss_engine.encoder.encode(questions[::10])
+        same = [
+            [m.text for m in a] == [m.text for m in b]
+            for a, b in zip(faiss_engine.search_vectors(vectors, 10), milvus_engine.search_vectors(vectors, 10))
+        ]
+        assert np.mean(same) >= 0.99, np.mean(same)
+    finally:
+        faiss_engine.close()
+        milvus_engine.close()
+
+
+def test_an_unreachable_milvus_is_one_line_within_10_seconds(tmp_path, corpus_questions):
+    pytest.importorskip("pymilvus", reason="the Milvus backend needs pip install 'qsearch[milvus]'")
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(corpus_questions[:20]))
+    start = time.perf_counter()
+    result = run_cli("build-index", "--questions", str(questions), "--index", str(tmp_path / "idx"), "--backend", "milvus",
+                     "--milvus-uri", f"http://127.0.0.1:{free_port()}", check=False)
+    assert time.perf_counter() - start < 30  # the CLI's own start-up included; the connection gives up after 10 s
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach Milvus at http://127.0.0.1:")
+
+
+def test_a_milvus_lite_file_in_use_is_one_line_naming_the_way_out(tmp_path, corpus_questions):
+    engine = build("milvus", corpus_questions[:50], tmp_path / "idx")
+    try:
+        result = run_cli("query", "How old are you?", "--index", str(tmp_path / "idx"), check=False)
+    finally:
+        engine.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "one process at a time" in result.stderr and "--milvus-uri http://" in result.stderr
+
+
+def test_a_collection_built_by_another_model_is_refused_with_what_to_do(tmp_path, corpus_questions, tiny_model):
+    build("milvus", corpus_questions[:50], tmp_path / "a", milvus_uri=str(tmp_path / "shared.db")).close()
+    with pytest.raises(QsearchError, match="pick another --collection, or drop it"):
+        build("milvus", corpus_questions[:50], tmp_path / "b", milvus_uri=str(tmp_path / "shared.db"), encoder=Encoder.load(tiny_model))
+
+
+def test_serve_refuses_several_workers_on_a_milvus_lite_file(tmp_path, corpus_questions):
+    build("milvus", corpus_questions[:50], tmp_path / "idx").close()
+    result = run_cli("serve", "--index", str(tmp_path / "idx"), "--workers", "2", "--port", str(free_port()), check=False)
+    assert result.returncode == 1 and "Milvus Lite opens in one process only" in result.stderr
