@@ -33,7 +33,9 @@ app = typer.Typer(
     ),
 )
 
-IndexOpt = typer.Option(DEFAULT_INDEX, "--index", help="Index folder (built by build-index).")
+IndexOpt = typer.Option(
+    DEFAULT_INDEX, "--index", envvar="QSEARCH_INDEX", help="Index folder (built by build-index); QSEARCH_INDEX sets the default."
+)
 ModelOpt = typer.Option(None, "--model", help="Model folder; default: the bundled model.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 FileOpt = typer.Option(None, help="Read questions from a file (as build-index reads them).")

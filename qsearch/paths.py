@@ -1,11 +1,35 @@
-"""Where the bundled data, the bundled model and the default index live."""
+"""Where the bundled data, the bundled model and the default index live.
 
+In a source checkout (an editable install) the bundled data is the repository's ``data/``
+folder and the default index is ``indexes/default`` beside it. Installed from a wheel, the
+same data files ship inside the package (``qsearch/bundled/``, mapped from ``data/`` at build
+time) and the default index goes to the user's data directory (platformdirs: on Linux
+``~/.local/share/qsearch/indexes/default``), never into site-packages. ``QSEARCH_INDEX``
+names another default index folder; ``--index`` names one per command.
+"""
+
+import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
-DATA_DIR = ROOT / "data"
-DEFAULT_PAIRS = DATA_DIR / "quora_pairs_partial.csv.gz"
-DEFAULT_CORPUS = DATA_DIR / "quora_questions_corpus.csv.gz"
+PAIRS_FILE = "quora_pairs_partial.csv.gz"
+CORPUS_FILE = "quora_questions_corpus.csv.gz"
+IN_CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "data" / PAIRS_FILE).is_file()
+DATA_DIR = ROOT / "data" if IN_CHECKOUT else PACKAGE_DIR / "bundled"
+DEFAULT_PAIRS = DATA_DIR / PAIRS_FILE
+DEFAULT_CORPUS = DATA_DIR / CORPUS_FILE
 DEFAULT_MODEL = PACKAGE_DIR / "default_model"
-DEFAULT_INDEX = ROOT / "indexes" / "default"
+
+
+def _default_index() -> Path:
+    if os.environ.get("QSEARCH_INDEX"):
+        return Path(os.environ["QSEARCH_INDEX"])
+    if IN_CHECKOUT:
+        return ROOT / "indexes" / "default"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("qsearch")) / "indexes" / "default"
+
+
+DEFAULT_INDEX = _default_index()
