@@ -1,11 +1,14 @@
-"""End-to-end search speed on the bundled corpus with the bundled model.
+"""Search, add and build speed on the bundled corpus with the bundled model, for every backend.
 
-Prints: batched encoding throughput, and for a flat and an HNSW index: build time, warm
-single-question latency (encode + search + texts, one question at a time, in process), HNSW's
-recall@10 against flat, the cold wall time of a whole ``qsearch query`` command, peak memory.
+Prints batched encoding throughput, then for FAISS flat, pq-refine (tuned to recall 1.0) and
+HNSW, and Milvus Lite FLAT and HNSW: build time; warm single-question latency, both of the
+index search alone (the question already encoded) and end to end (encode + search + texts);
+recall@10 against FAISS flat (exact), by text; adds per second (one question per call, each
+durable before the next); the cold wall time and peak memory of a whole ``qsearch query``.
 For 1,000,000 vectors see benchmarks/scale.py.
 
     python benchmarks/search_bench.py
+    python benchmarks/search_bench.py --only faiss-flat faiss-pq-refine
 """
 
 from __future__ import annotations
@@ -28,9 +31,20 @@ from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.paths import DEFAULT_PAIRS
 
 
+VARIANTS = {  # name: (backend, index type, recall target)
+    "faiss-flat": ("faiss", "flat", 0.99),
+    "faiss-pq-refine": ("faiss", "pq-refine", 1.0),
+    "faiss-hnsw": ("faiss", "hnsw", 0.99),
+    "milvus-lite-flat": ("milvus", "flat", 0.99),
+    "milvus-lite-hnsw": ("milvus", "hnsw", 0.99),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--adds", type=int, default=300)
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
 
     encoder = Encoder.load()
@@ -42,6 +56,7 @@ def main() -> None:
 
     test = split_pairs(load_pairs(DEFAULT_PAIRS).frame)["test"]
     queries = test["question1"].tolist()[: args.queries]
+    vectors = encoder.encode(queries)
     result = {
         "machine": machine(),
         "questions_read": len(texts),
@@ -52,41 +67,62 @@ def main() -> None:
     print(f"bundled corpus: {len(unique):,} unique questions ({len(texts):,} read)")
     print(f"| encoding, batched | {result['encode_questions_per_s']:,} questions/s |")
     exact = None
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("flat", "hnsw"):
-            path = Path(tmp) / kind
+        for name in ["faiss-flat"] + [n for n in args.only if n != "faiss-flat"]:
+            backend, kind, recall_target = VARIANTS[name]
+            path = Path(tmp) / name
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             start = time.perf_counter()
-            engine = SearchEngine.build(texts, encoder, path, index_type=kind)
+            engine = SearchEngine.build(texts, encoder, path, index_type=kind, backend=backend, recall=recall_target)
             build_s = time.perf_counter() - start
             faiss.omp_set_num_threads(1)
             for q in queries[:50]:
                 engine.search([q], k=5)
-            times, found = [], []
-            for q in queries:
+            search_times, times, found = [], [], []
+            for n, q in enumerate(queries):
+                t0 = time.perf_counter()
+                engine.search_vectors(vectors[n : n + 1], 10)
+                search_times.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 matches = engine.search([q], k=10)
                 times.append(time.perf_counter() - t0)
-                found.append({m.id for m in matches[0]})
+                found.append({m.text for m in matches[0]})
             exact = exact or found
             recall = float(np.mean([len(a & b) / max(1, len(b)) for a, b in zip(found, exact)]))
-            warm = percentiles(times)
-            cold = cold_command([sys.executable, "-m", "qsearch.cli", "query", "How old are you?", "--index", str(path)])
+            same_top10 = float(np.mean([a == b for a, b in zip(found, exact)]))
+            start = time.perf_counter()
+            for n in range(args.adds):
+                engine.add([f"{queries[n % len(queries)]} (benchmark add {n})"])
+            adds_per_s = args.adds / (time.perf_counter() - start)
             engine.close()
-            result[kind] = {
+            cold = cold_command([sys.executable, "-m", "qsearch.cli", "query", "How old are you?", "--index", str(path)])
+            row = {
+                "variant": name, "backend": backend, "index_type": engine.manifest["index_type"],
+                "search_params": engine.manifest.get("search_params", {}),
                 "build_s": round(build_s, 2),
-                "warm_query_ms": {k: round(v, 3) for k, v in warm.items()},
-                "recall@10_vs_flat": round(recall, 4),
+                "warm_search_only_ms": {k: round(v, 3) for k, v in percentiles(search_times).items()},
+                "warm_query_ms": {k: round(v, 3) for k, v in percentiles(times).items()},
+                "recall@10_vs_exact": round(recall, 4),
+                "same_top10_as_exact": round(same_top10, 4),
+                "adds_per_s": round(adds_per_s, 1),
                 "cold_query_s": round(cold["median_s"], 3),
                 "cold_query_peak_rss_mib": round(cold["peak_rss_mib"]),
             }
-            print(f"| {kind}: build index | {build_s:.2f} s |")
-            print(f"| {kind}: warm query (encode + search + texts), p50 / p99 | {warm['p50_ms']:.3f} / {warm['p99_ms']:.3f} ms |")
-            print(f"| {kind}: recall@10 against flat | {recall:.4f} |")
-            print(f"| {kind}: cold `qsearch query` (whole process), median of {cold['runs']} | {cold['median_s']:.2f} s |")
-            print(f"| {kind}: peak memory of that `qsearch query` | {cold['peak_rss_mib']:.0f} MiB |")
+            rows.append(row)
+            print(row, flush=True)
+    result["rows"] = rows
     result["benchmark_peak_rss_mib"] = round(peak_rss_mib())
-    print(f"| peak memory of this benchmark process (model, both indexes) | {result['benchmark_peak_rss_mib']} MiB |")
+    print("\n| backend, index | build s | search only p50 / p99 ms | end to end p50 / p99 ms | recall@10 vs exact "
+          "| same top-10 | adds/s | cold `qsearch query` s | its peak MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        params = "".join(f", {k} {v}" for k, v in r["search_params"].items())
+        print(f"| {r['variant']}{params} | {r['build_s']:.1f} | {r['warm_search_only_ms']['p50_ms']:.3f} / "
+              f"{r['warm_search_only_ms']['p99_ms']:.3f} | {r['warm_query_ms']['p50_ms']:.3f} / {r['warm_query_ms']['p99_ms']:.3f} | "
+              f"{r['recall@10_vs_exact']:.4f} | {r['same_top10_as_exact']:.4f} | {r['adds_per_s']:.0f} | {r['cold_query_s']:.2f} | "
+              f"{r['cold_query_peak_rss_mib']} |")
+    print(f"\npeak memory of this benchmark process: {result['benchmark_peak_rss_mib']} MiB")
     save("search", result)
 
 

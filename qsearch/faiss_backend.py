@@ -73,16 +73,27 @@ class FaissIndex:
         self._top = int(vindex.indexed_ids(index).max()) if index.ntotal else 0
 
     @classmethod
-    def create(cls, gen: Path, manifest: dict, encoder: Encoder, texts: list[str], progress=None) -> "FaissIndex":
-        """Store and index ``texts`` (distinct, non-blank) in a new generation folder."""
+    def create(cls, gen: Path, manifest: dict, encoder: Encoder, texts: list[str], progress=None, recall: float = 0.99) -> "FaissIndex":
+        """Store and index ``texts`` (distinct, non-blank) in a new generation folder.
+
+        An approximate index is tuned to ``recall`` (recall@10 against exact search); the
+        chosen parameters and the measured recall are written into ``manifest``.
+        """
         store = Store.create(gen / "questions.db", texts)
-        index = vindex.new_index(encoder.dim, manifest["index_type"])
         step = 20000
+        parts = []
         for start in range(0, len(texts), step):
-            chunk = texts[start : start + step]
-            index.add_with_ids(encoder.encode(chunk), np.arange(start + 1, start + 1 + len(chunk), dtype=np.int64))
+            parts.append(encoder.encode(texts[start : start + step]))
             if progress:
-                progress(start + len(chunk), len(texts))
+                progress(start + len(parts[-1]), len(texts))
+        vectors = np.concatenate(parts)
+        ids = np.arange(1, len(texts) + 1, dtype=np.int64)
+        index = vindex.new_index(encoder.dim, manifest["index_type"], train=vectors)
+        index.add_with_ids(vectors, ids)
+        tuned = vindex.tune(index, manifest["index_type"], vectors, ids, recall)
+        manifest["search_params"] = {k: v for k, v in tuned.items() if k != "recall_at_10"}
+        manifest["tuned_recall_at_10"] = tuned["recall_at_10"]
+        vindex.apply_params(index, manifest["index_type"], manifest["search_params"])
         vindex.save(index, gen / "vectors.faiss")
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cls(gen, manifest, encoder, store, index)
@@ -107,7 +118,7 @@ class FaissIndex:
         path = gen / "vectors.faiss"
         problem = None
         try:
-            index = vindex.load(path, manifest["index_type"]) if path.exists() else None
+            index = vindex.load(path, manifest["index_type"], manifest.get("search_params")) if path.exists() else None
             if index is None:
                 problem = "is missing"
             elif index.d != manifest["dim"]:
@@ -128,10 +139,11 @@ class FaissIndex:
     def _vectors_from_store(manifest: dict, encoder: Encoder, store: Store):
         """A new vector index holding every question of the store, encoded again."""
         rows = store.all_rows()
-        index = vindex.new_index(manifest["dim"], manifest["index_type"])
-        for start in range(0, len(rows), 20000):
-            chunk = rows[start : start + 20000]
-            index.add_with_ids(encoder.encode([t for _, t in chunk]), np.array([i for i, _ in chunk], dtype=np.int64))
+        vectors = np.concatenate([encoder.encode([t for _, t in rows[s : s + 20000]]) for s in range(0, len(rows), 20000)] or [
+            np.zeros((0, manifest["dim"]), dtype=np.float32)
+        ])
+        index = vindex.new_index(manifest["dim"], manifest["index_type"], train=vectors, params=manifest.get("search_params"))
+        index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
         return index
 
     def rebuild(self) -> int:

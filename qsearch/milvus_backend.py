@@ -1,7 +1,11 @@
 """The distributed backend: questions and vectors in one Milvus collection.
 
-The collection has ``id`` (INT64 primary key, assigned by Milvus), ``vector`` (FLOAT_VECTOR,
-metric IP, FLAT or HNSW) and ``text`` (VARCHAR). The model that built it is recorded in the
+The collection has ``id`` (INT64 primary key), ``vector`` (FLOAT_VECTOR, metric IP, FLAT or
+HNSW) and ``text`` (VARCHAR). A question's id is derived from its text (53 bits of its
+sha256, so that JavaScript reads it exactly; on the rare collision, the next free id), which
+makes an exact repeat a primary-key look-up (milliseconds, where a filter on the text scans
+the collection) and lets replicas on several machines add the same question at once without
+storing it twice (rows are upserted). The model that built it is recorded in the
 collection's properties, so another model is refused. Every read and write uses the Strong
 consistency level: an add acknowledged by one replica is seen by the next request to any
 other. ``uri`` is a Milvus Lite file (embedded, one process at a time) or ``http://host:19530``
@@ -11,6 +15,7 @@ a server comes from ``MILVUS_TOKEN`` and is never written down.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +34,7 @@ MAX_TEXT_BYTES = 65535
 INDEX_TYPES = {"flat": ("FLAT", {}), "hnsw": ("HNSW", {"M": 32, "efConstruction": 80})}
 HNSW_EF = 128
 _EXTRA = "pip install 'qsearch[milvus]'"
+ID_BITS = 53  # JavaScript's exact integers
 
 
 def _milvus():
@@ -62,9 +68,9 @@ def is_lite(uri: str) -> bool:
     return "://" not in uri
 
 
-def _literal(text: str) -> str:
-    """A Milvus filter string literal (JSON escaping: quotes, backslashes, control characters)."""
-    return json.dumps(text, ensure_ascii=False)
+def text_id(text: str) -> int:
+    """The id a text gets unless another text already holds it (then the next free one)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "big") % (2**ID_BITS - 1) + 1
 
 
 def _first_line(error: Exception) -> str:
@@ -136,7 +142,7 @@ class MilvusIndex:
                     f"or drop it first (pymilvus: MilvusClient({uri!r}).drop_collection({collection!r}))"
                 )
             backend._call("drop_collection", client.drop_collection, collection)
-        schema = pymilvus.MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False, description="qsearch questions")
+        schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="qsearch questions")
         schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
         schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=int(model["dim"]))
         schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
@@ -147,11 +153,20 @@ class MilvusIndex:
             "create_collection", client.create_collection, collection, schema=schema, index_params=params,
             consistency_level=CONSISTENCY, properties={"qsearch.model": json.dumps(model, sort_keys=True)},
         )
+        taken: set[int] = set()
         for start in range(0, len(texts), BATCH):
             chunk = texts[start : start + BATCH]
-            backend._insert(chunk, encoder.encode(chunk))
+            ids = []
+            for text in chunk:  # a new collection: collisions are resolved here, without asking Milvus
+                i = text_id(text)
+                while i in taken:
+                    i = i % (2**ID_BITS - 1) + 1
+                taken.add(i)
+                ids.append(i)
+            backend._upsert(ids, chunk, encoder.encode(chunk))
             if progress:
                 progress(start + len(chunk), len(texts))
+        backend._call("flush", client.flush, collection)  # sealed segments search faster than growing ones
         return backend
 
     @classmethod
@@ -179,12 +194,31 @@ class MilvusIndex:
             return {}
 
     # ---- using ------------------------------------------------------------------------------
-    def _insert(self, texts: list[str], vectors: np.ndarray) -> list[int]:
+    def _upsert(self, ids: list[int], texts: list[str], vectors: np.ndarray) -> None:
         for t in texts:
             if len(t.encode("utf-8")) > MAX_TEXT_BYTES:
                 raise QsearchError(f"a question of {len(t.encode('utf-8'))} bytes is over Milvus's VARCHAR limit of {MAX_TEXT_BYTES}")
-        rows = [{"vector": v.tolist(), "text": t} for t, v in zip(texts, vectors)]
-        return [int(i) for i in self._call("insert", self.client.insert, self.collection, rows)["ids"]]
+        rows = [{"id": i, "vector": v.tolist(), "text": t} for i, t, v in zip(ids, texts, vectors)]
+        self._call("upsert", self.client.upsert, self.collection, rows)
+
+    def _locate(self, texts: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """(ids of the texts already stored, free ids for the others), by primary-key look-ups."""
+        known: dict[str, int] = {}
+        free: dict[str, int] = {}
+        probe = {t: text_id(t) for t in dict.fromkeys(texts)}
+        while probe:
+            rows = self._call("get", self.client.get, self.collection, ids=list(set(probe.values())), output_fields=["text"])
+            held = {int(r["id"]): r["text"] for r in rows}
+            for text, i in list(probe.items()):
+                if held.get(i) == text:
+                    known[text] = i
+                elif i not in held and i not in free.values():
+                    free[text] = i
+                else:  # a collision: another text holds this id; try the next
+                    probe[text] = i % (2**ID_BITS - 1) + 1
+                    continue
+                del probe[text]
+        return known, free
 
     def __len__(self) -> int:
         rows = self._call(
@@ -202,17 +236,7 @@ class MilvusIndex:
         return [[(int(h["id"]), float(h["distance"]), h["entity"]["text"]) for h in row] for row in hits]
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        unique = list(dict.fromkeys(texts))
-        for start in range(0, len(unique), 200):
-            chunk = unique[start : start + 200]
-            rows = self._call(
-                "query", self.client.query, self.collection, filter=f"text in [{', '.join(map(_literal, chunk))}]",
-                output_fields=["id", "text"], consistency_level=CONSISTENCY,
-            )
-            for row in rows:
-                found.setdefault(row["text"], int(row["id"]))
-        return found
+        return self._locate(texts)[0]
 
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         unique = [int(i) for i in dict.fromkeys(ids)]
@@ -222,28 +246,21 @@ class MilvusIndex:
         return {int(r["id"]): r["text"] for r in rows}
 
     def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
-        """Insert the texts not stored yet (the caller holds the index folder's writer lock).
+        """Upsert the texts not stored yet under their ids (the caller holds the folder's writer lock).
 
-        Replicas on one machine share that lock; replicas on several machines adding the very
-        same new text at the same moment could each store it once (Milvus has no unique
-        constraint on text), which costs a duplicate row, never a lost one.
+        Replicas adding the same new text at once write the same row twice, never two rows.
         """
         with self._write:
-            known = self.ids_of(texts)
-            first: dict[str, int] = {}
-            for n, t in enumerate(texts):
-                if t not in known:
-                    first.setdefault(t, n)
-            order = list(first.values())
-            if order:
-                new_ids = self._insert([texts[n] for n in order], vectors[order])
-                known.update({texts[n]: i for n, i in zip(order, new_ids)})
-        fresh = {texts[n] for n in order}
-        added = []
+            known, free = self._locate(texts)
+            if free:
+                row = {t: n for n, t in reversed(list(enumerate(texts)))}
+                self._upsert(list(free.values()), list(free), vectors[[row[t] for t in free]])
+        new, added = set(free), []
         for t in texts:
-            added.append(t in fresh)
-            fresh.discard(t)
-        return [known[t] for t in texts], added
+            added.append(t in new)
+            new.discard(t)
+        ids = {**known, **free}
+        return [ids[t] for t in texts], added
 
     def refresh(self) -> None:
         """Nothing to catch up: every read asks the collection with Strong consistency."""

@@ -148,14 +148,16 @@ class SearchEngine:
         milvus_uri: str | None = None,
         collection: str = "qsearch",
         milvus_token: str | None = None,
+        recall: float = 0.99,
     ) -> "SearchEngine":
         """Index ``questions`` (blank ones skipped, exact repeats stored once) into ``path``.
 
         ``backend`` is ``faiss`` (files in the folder) or ``milvus`` (a collection at
         ``milvus_uri``: a Milvus Lite file, by default ``milvus.db`` in the folder, or a server
-        URL; the folder records the URI and collection, never the token). ``progress(done,
-        total)`` is called while encoding. The new index replaces the one at ``path`` only
-        once it is complete.
+        URL; the folder records the URI and collection, never the token). ``index_type`` is
+        flat, pq-refine, hnsw or auto (see ``qsearch.index``); approximate FAISS types are tuned
+        to ``recall``. ``progress(done, total)`` is called while encoding. The new index
+        replaces the one at ``path`` only once it is complete.
         """
         encoder = encoder or Encoder.load()
         root = Path(path)
@@ -168,8 +170,14 @@ class SearchEngine:
             raise QsearchError("no questions to index (every one was empty)")
         if backend not in BACKENDS:
             raise QsearchError(f"unknown backend {backend!r}; pick one of: {', '.join(BACKENDS)}")
-        if index_type not in vindex.FACTORIES:
-            raise QsearchError(f"unknown index type {index_type!r}; pick one of: {', '.join(vindex.FACTORIES)}")
+        if not 0 < recall <= 1:
+            raise QsearchError(f"the recall target must be above 0 and at most 1, got {recall}")
+        requested = index_type
+        index_type = vindex.resolve_type(index_type, len(texts))
+        if backend == "milvus" and index_type == "pq-refine":
+            index_type = "flat" if requested == "auto" else index_type
+            if requested != "auto":
+                raise QsearchError("the Milvus backend supports --index-type flat, hnsw or auto")
         with _writer_lock(root):
             current = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "g00000"
             gen = root / f"g{int(current[1:]) + 1:05d}"
@@ -181,7 +189,8 @@ class SearchEngine:
                 "format_version": INDEX_FORMAT_VERSION,
                 "backend": backend,
                 "index_type": index_type,
-                "factory": vindex.FACTORIES[index_type],
+                "requested_index_type": requested,
+                "factory": vindex.factory(encoder.dim, index_type),
                 "dim": encoder.dim,
                 "model": encoder.name,
                 "vocab_sha256": encoder.manifest["vocab_sha256"],
@@ -190,7 +199,7 @@ class SearchEngine:
                 "source": source,
             }
             if backend == "faiss":
-                store = FaissIndex.create(gen, manifest, encoder, texts, progress)
+                store = FaissIndex.create(gen, manifest, encoder, texts, progress, recall)
             else:
                 from qsearch.milvus_backend import MilvusIndex, is_lite
 

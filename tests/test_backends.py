@@ -162,3 +162,20 @@ def test_serve_refuses_several_workers_on_a_milvus_lite_file(tmp_path, corpus_qu
     build("milvus", corpus_questions[:50], tmp_path / "idx").close()
     result = run_cli("serve", "--index", str(tmp_path / "idx"), "--workers", "2", "--port", str(free_port()), check=False)
     assert result.returncode == 1 and "Milvus Lite opens in one process only" in result.stderr
+
+
+def test_milvus_ids_that_collide_move_to_the_next_free_one(tmp_path, corpus_questions, monkeypatch):
+    from qsearch import milvus_backend
+
+    monkeypatch.setattr(milvus_backend, "ID_BITS", 3)  # seven possible ids: collisions are certain
+    engine = build("milvus", corpus_questions[:3], tmp_path / "idx")
+    try:
+        new = ["Why is the sky blue?", "Why is the sea blue?", "Why are violets blue?"]
+        ids, _, added = engine.search_and_add(new, k=1)
+        assert added == [True] * 3 and len(set(ids)) == 3 and len(engine) == 6
+        stored = engine.texts(range(1, 8))
+        assert sorted(stored.values()) == sorted(corpus_questions[:3] + new)
+        assert engine.ids_of(list(stored.values())) == {t: i for i, t in stored.items()}
+        assert engine.search_and_add(new, k=1)[2] == [False] * 3
+    finally:
+        engine.close()
