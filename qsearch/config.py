@@ -18,7 +18,7 @@ class ModelConfig:
     vocab_size: int = 0
     embed_dim: int = 128
     dim: int = 128
-    layers: int = 1
+    layers: int = 2
     bidirectional: bool = True
     dropout: float = 0.1
     max_len: int = 64
@@ -41,7 +41,7 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> "ModelConfig":
         """Read a manifest's ``model`` entry; models saved before ``layers`` existed had one."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{"layers": 1, **{k: v for k, v in data.items() if k in names}})
 
 
 @dataclass

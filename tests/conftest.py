@@ -41,7 +41,7 @@ def tiny_model(tmp_path_factory, pairs_slice) -> Path:
     from qsearch.train import calibrate_and_save, train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
-    config = TrainConfig(data=pairs_slice, epochs=1, model=ModelConfig(dim=16, embed_dim=16), batch_size=64, threads=1)
+    config = TrainConfig(data=pairs_slice, epochs=1, model=ModelConfig(dim=16, embed_dim=16, layers=1), batch_size=64, threads=1)
     calibrate_and_save(train(config, log=lambda m: None), config, out, log=lambda m: None)
     return out
 

@@ -15,7 +15,7 @@ from qsearch.text import Vocabulary
 from qsearch.train import train
 from qsearch.word_init import initial_embeddings, pca
 
-TINY = ModelConfig(dim=16, embed_dim=16)
+TINY = ModelConfig(dim=16, embed_dim=16, layers=1)
 
 
 def tiny_config(pairs_slice, **changes) -> TrainConfig:
