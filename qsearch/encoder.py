@@ -41,7 +41,10 @@ class Encoder:
         self._emb = weights["embedding.weight"].astype(np.float32)
         if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
-        f32 = lambda name: weights[name].astype(np.float32)  # noqa: E731
+        h = self.hidden
+        # torch orders the gates i, f, g, o; reordered to i, f, o, g, one sigmoid covers three of them
+        order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]
+        f32 = lambda name: weights[name].astype(np.float32)[order]  # noqa: E731
         self._layers = [
             [
                 (np.ascontiguousarray(f32(f"lstm.weight_ih_l{n}{sfx}").T), f32(f"lstm.bias_ih_l{n}{sfx}") + f32(f"lstm.bias_hh_l{n}{sfx}"),
@@ -171,12 +174,11 @@ class Encoder:
                     k = active[t]
                     gates = table[tokens[:k, t]]
                     gates += state[:k] @ w_hh
-                    i = _sigmoid(gates[:, :h])
-                    f = _sigmoid(gates[:, h : 2 * h])
-                    g = np.tanh(gates[:, 2 * h : 3 * h])
-                    o = _sigmoid(gates[:, 3 * h :])
-                    cell[:k] = f * cell[:k] + i * g
-                    state[:k] = o * np.tanh(cell[:k])
+                    ifo = _sigmoid(gates[:, : 3 * h])
+                    c = cell[:k]
+                    c *= ifo[:, h : 2 * h]
+                    c += ifo[:, :h] * np.tanh(gates[:, 3 * h :])
+                    np.multiply(ifo[:, 2 * h :], np.tanh(c), out=state[:k])
                     if last:
                         out[:k] += state[:k]
                     else:

@@ -41,8 +41,9 @@ def test_torch_module_masks_padding_too(tiny_model):
     assert torch.allclose(alone, padded, atol=1e-6)
 
 
-def test_numpy_inference_matches_the_torch_module(tiny_model):
-    encoder = Encoder.load(tiny_model)
+@pytest.mark.parametrize("which", ["tiny one-layer model", "bundled two-layer model"])
+def test_numpy_inference_matches_the_torch_module(tiny_model, which):
+    encoder = Encoder.load(tiny_model if which.startswith("tiny") else None)
     module = torch_module(encoder)
     texts = ["How old are you?", "Which is the best laptop under 500 dollars for programming?", "Why?"]
     with torch.no_grad():
