@@ -51,7 +51,7 @@ class TrainConfig:
     data: Path = DEFAULT_PAIRS
     corpus: Path | None = DEFAULT_CORPUS
     model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3
     margin: float = 0.25
