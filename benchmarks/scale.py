@@ -174,6 +174,7 @@ def main() -> None:
                         help=f"HNSW efSearch values to measure (qsearch's default without tuning: {HNSW_EF_SEARCH})")
     parser.add_argument("--sets", nargs="+", choices=["gaussian", "realistic"], default=["gaussian", "realistic"])
     parser.add_argument("--milvus", action="store_true", help="also Milvus Lite FLAT and HNSW (100 queries; slow at 1M)")
+    parser.add_argument("--name", default="scale", help="results/NAME.json and NAME.png")
     args = parser.parse_args()
     rows = [r for vector_set in args.sets for r in run(args.sizes, args.ef_search, vector_set, args.queries, milvus=args.milvus)]
     print("\n| set | vectors | index | efSearch | build s | p50 ms | p99 ms | recall@10 | index MiB | peak RSS MiB |")
@@ -182,11 +183,11 @@ def main() -> None:
         print(f"| {r['set']} | {r['vectors']:,} | {r['index']} | {r['ef_search'] or ''} | {r['build_s']} | {r['p50_ms']:.3f} | "
               f"{r['p99_ms']:.3f} | {r['recall@10']:.3f} | {r['index_mib'] or ''} | {r['peak_rss_mib']} |")
     print(f"\nmachine: {machine()}")
-    save("scale", {"machine": machine(), "rows": rows})
-    plot(rows)
+    save(args.name, {"machine": machine(), "rows": rows})
+    plot(rows, args.name)
 
 
-def plot(rows: list[dict]) -> None:
+def plot(rows: list[dict], name: str = "scale") -> None:
     """Log-log plot of single-query latency (p50) against size: each index on each vector set."""
     import matplotlib
 
@@ -211,7 +212,7 @@ def plot(rows: list[dict]) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "scale.png", dpi=110)
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
     plt.close(fig)
 
 
