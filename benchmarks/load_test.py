@@ -98,9 +98,16 @@ def typist(port: int, questions: list[str], seed: int, times: list[float], error
         for at, text in keystroke_searches(question.strip(), rng):
             time.sleep(max(0.0, start + at - time.perf_counter()))
             t0 = time.perf_counter()
-            conn.request("POST", "/search", body=json.dumps({"query": text, "k": 5}).encode(),
-                         headers={"content-type": "application/json"})
-            response = conn.getresponse()
+            body = json.dumps({"query": text, "k": 5}).encode()
+            try:
+                conn.request("POST", "/search", body=body, headers={"content-type": "application/json"})
+                response = conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # the server closed the idle keep-alive connection (5 s); a browser reconnects, so do we
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("POST", "/search", body=body, headers={"content-type": "application/json"})
+                response = conn.getresponse()
             response.read()
             times.append(time.perf_counter() - t0)
             sent.append(1)
