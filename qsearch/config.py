@@ -18,7 +18,7 @@ class ModelConfig:
     vocab_size: int = 0
     embed_dim: int = 128
     dim: int = 128
-    layers: int = 2
+    layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.1
     max_len: int = 64
@@ -51,7 +51,7 @@ class TrainConfig:
     data: Path = DEFAULT_PAIRS
     corpus: Path | None = DEFAULT_CORPUS
     model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 10
+    epochs: int = 6
     batch_size: int = 256
     lr: float = 2e-3
     margin: float = 0.25

@@ -41,9 +41,18 @@ def test_torch_module_masks_padding_too(tiny_model):
     assert torch.allclose(alone, padded, atol=1e-6)
 
 
-@pytest.mark.parametrize("which", ["tiny one-layer model", "bundled two-layer model"])
-def test_numpy_inference_matches_the_torch_module(tiny_model, which):
-    encoder = Encoder.load(tiny_model if which.startswith("tiny") else None)
+def two_layer_twin(encoder: Encoder) -> Encoder:
+    """An encoder with the tiny model's vocabulary and two LSTM layers of random weights."""
+    config = ModelConfig.from_dict({**encoder.manifest["model"], "layers": 2})
+    torch.manual_seed(0)
+    weights = {k: v.numpy() for k, v in LSTMEncoder(config).state_dict().items()}
+    return Encoder({**encoder.manifest, "model": config.to_dict()}, encoder.vocab, weights)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_numpy_inference_matches_the_torch_module(tiny_model, layers):
+    encoder = Encoder.load(tiny_model)
+    encoder = encoder if layers == 1 else two_layer_twin(encoder)
     module = torch_module(encoder)
     texts = ["How old are you?", "Which is the best laptop under 500 dollars for programming?", "Why?"]
     with torch.no_grad():
