@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import faiss
+import numpy as np
 import pytest
 
 from qsearch import Encoder, SearchEngine
@@ -207,3 +209,40 @@ def test_searches_run_beside_adds_without_errors(engine, corpus_questions):
     assert not errors
     assert len(engine) == before + 30 and len(set(added)) == 30
     assert engine.search(["Concurrent question number 7 about rivers?"], k=1)[0][0].id == added[7]
+
+
+def test_pq_refine_is_tuned_to_the_recall_target_and_keeps_it_after_reopening(tmp_path):
+    import pandas as pd
+
+    from qsearch.paths import DEFAULT_CORPUS
+
+    questions = pd.read_csv(DEFAULT_CORPUS, keep_default_na=False)["question"].head(1500).tolist()
+    engine = SearchEngine.build(questions, path=tmp_path / "pq", index_type="pq-refine", recall=1.0)
+    manifest = engine.manifest
+    assert manifest["index_type"] == "pq-refine" and manifest["tuned_recall_at_10"] == 1.0
+    assert manifest["search_params"]["k_factor"] >= 8
+    assert [m.text for m in engine.search(questions[:20], k=1)[0]] == [questions[0]]
+    engine.close()
+    again = SearchEngine.open(tmp_path / "pq")
+    inner = faiss.downcast_index(faiss.downcast_index(again.backend.index).index)
+    assert inner.k_factor == manifest["search_params"]["k_factor"]
+    again.close()
+
+
+def test_auto_picks_flat_for_a_small_collection(tmp_path, corpus_questions):
+    engine = SearchEngine.build(corpus_questions[:100], path=tmp_path / "auto", index_type="auto")
+    assert engine.manifest["index_type"] == "flat" and engine.manifest["requested_index_type"] == "auto"
+    engine.close()
+
+
+def test_tuning_keeps_one_step_beyond_the_first_setting_that_reaches_the_target():
+    from qsearch import index as vindex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 2001, dtype=np.int64)
+    index = vindex.new_index(16, "hnsw")
+    index.add_with_ids(vectors, ids)
+    name, steps = vindex.STEPS["hnsw"]
+    assert vindex.tune(index, "hnsw", vectors, ids, recall=0.0)[name] == steps[1]  # the first step reaches 0.0
