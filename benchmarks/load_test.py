@@ -51,6 +51,16 @@ def client(port: int, jobs: list[tuple[str, dict]], times: list[float], errors: 
     conn.close()
 
 
+def run_threads(threads: list[threading.Thread]) -> float:
+    """Start the client threads together, wait for all; the seconds they took."""
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def run(port: int, questions: list[str], requests: int, clients: int, add_share: float, seed: int) -> dict:
     rng = random.Random(seed)
     jobs = []
@@ -62,13 +72,7 @@ def run(port: int, questions: list[str], requests: int, clients: int, add_share:
     share = [jobs[i::clients] for i in range(clients)]
     times: list[float] = []
     errors: list[int] = []
-    threads = [threading.Thread(target=client, args=(port, s, times, errors)) for s in share]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = run_threads([threading.Thread(target=client, args=(port, s, times, errors)) for s in share])
     return {"requests": requests, "clients": clients, "add_share": add_share, "errors": len(errors),
             "throughput_rps": requests / elapsed, **percentiles(times)}
 
@@ -89,7 +93,7 @@ def keystroke_searches(question: str, rng: random.Random) -> list[tuple[float, s
     return out
 
 
-def typist(port: int, questions: list[str], seed: int, times: list[float], errors: list[int], sent: list[int]) -> None:
+def typist(port: int, questions: list[str], seed: int, times: list[float], errors: list[int]) -> None:
     """One person typing ``questions`` one after another on the page, over one keep-alive connection."""
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -110,7 +114,6 @@ def typist(port: int, questions: list[str], seed: int, times: list[float], error
                 response = conn.getresponse()
             response.read()
             times.append(time.perf_counter() - t0)
-            sent.append(1)
             if response.status != 200:
                 errors.append(response.status)
         time.sleep(rng.uniform(1.0, 2.0))  # reads the results, starts the next question
@@ -121,19 +124,12 @@ def run_typists(port: int, questions: list[str], typists: int, per_typist: int, 
     rng = random.Random(seed)
     times: list[float] = []
     errors: list[int] = []
-    sent: list[int] = []
-    threads = [
-        threading.Thread(target=typist, args=(port, rng.sample(questions, per_typist), seed + n, times, errors, sent))
+    elapsed = run_threads([
+        threading.Thread(target=typist, args=(port, rng.sample(questions, per_typist), seed + n, times, errors))
         for n in range(typists)
-    ]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    return {"typists": typists, "questions_per_typist": per_typist, "requests": len(sent), "errors": len(errors),
-            "seconds": elapsed, "throughput_rps": len(sent) / elapsed, **percentiles(times)}
+    ])
+    return {"typists": typists, "questions_per_typist": per_typist, "requests": len(times), "errors": len(errors),
+            "seconds": elapsed, "throughput_rps": len(times) / elapsed, **percentiles(times)}
 
 
 def main() -> None:

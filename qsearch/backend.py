@@ -17,6 +17,16 @@ import numpy as np
 BACKENDS = ("faiss", "milvus")
 
 
+def first_seen(keys: list, new: Iterable) -> list[bool]:
+    """For each key, whether it is one of ``new`` seen for the first time in ``keys``: a
+    question given twice in one add is new only the first time."""
+    new, out = set(new), []
+    for key in keys:
+        out.append(key in new)
+        new.discard(key)
+    return out
+
+
 class QuestionIndex(Protocol):
     """Texts and unit vectors of the known questions, keyed by integer ids that never change."""
 

@@ -19,12 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from qsearch import index as vindex
+from qsearch.backend import first_seen
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
 from qsearch.store import Store
 
 CHECKPOINT_EVERY = 1000
 log = logging.getLogger("qsearch")
+
+
+def _encode_all(encoder: Encoder, texts: list[str], progress=None, step: int = 20000) -> np.ndarray:
+    """Every text's vector, encoded ``step`` at a time so ``progress(done, total)`` can follow."""
+    vectors = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    for start in range(0, len(texts), step):
+        vectors[start : start + step] = encoder.encode(texts[start : start + step])
+        if progress:
+            progress(min(start + step, len(texts)), len(texts))
+    return vectors
 
 
 class _ReadWriteLock:
@@ -80,13 +91,7 @@ class FaissIndex:
         chosen parameters and the measured recall are written into ``manifest``.
         """
         store = Store.create(gen / "questions.db", texts)
-        step = 20000
-        parts = []
-        for start in range(0, len(texts), step):
-            parts.append(encoder.encode(texts[start : start + step]))
-            if progress:
-                progress(start + len(parts[-1]), len(texts))
-        vectors = np.concatenate(parts)
+        vectors = _encode_all(encoder, texts, progress)
         ids = np.arange(1, len(texts) + 1, dtype=np.int64)
         index = vindex.new_index(encoder.dim, manifest["index_type"], train=vectors)
         index.add_with_ids(vectors, ids)
@@ -139,9 +144,7 @@ class FaissIndex:
     def _vectors_from_store(manifest: dict, encoder: Encoder, store: Store):
         """A new vector index holding every question of the store, encoded again."""
         rows = store.all_rows()
-        vectors = np.concatenate([encoder.encode([t for _, t in rows[s : s + 20000]]) for s in range(0, len(rows), 20000)] or [
-            np.zeros((0, manifest["dim"]), dtype=np.float32)
-        ])
+        vectors = _encode_all(encoder, [t for _, t in rows])
         index = vindex.new_index(manifest["dim"], manifest["index_type"], train=vectors, params=manifest.get("search_params"))
         index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
         return index
@@ -191,11 +194,7 @@ class FaissIndex:
                 self._pending += len(fresh)
         if self._pending >= CHECKPOINT_EVERY:
             self.flush()
-        new, added = set(fresh), []
-        for i in ids:  # a question given twice in one call is new only the first time
-            added.append(i in new)
-            new.discard(i)
-        return ids, added
+        return ids, first_seen(ids, fresh)
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         return self.store.ids_of(texts)

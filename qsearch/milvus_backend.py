@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qsearch.backend import first_seen
 from qsearch.errors import QsearchError
 
 CONSISTENCY = "Strong"
@@ -71,6 +72,11 @@ def is_lite(uri: str) -> bool:
 def text_id(text: str) -> int:
     """The id a text gets unless another text already holds it (then the next free one)."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8], "big") % (2**ID_BITS - 1) + 1
+
+
+def _next_id(i: int) -> int:
+    """The id to try when ``i`` is held by another text (wrapping within ID_BITS)."""
+    return i % (2**ID_BITS - 1) + 1
 
 
 def _first_line(error: Exception) -> str:
@@ -160,7 +166,7 @@ class MilvusIndex:
             for text in chunk:  # a new collection: collisions are resolved here, without asking Milvus
                 i = text_id(text)
                 while i in taken:
-                    i = i % (2**ID_BITS - 1) + 1
+                    i = _next_id(i)
                 taken.add(i)
                 ids.append(i)
             backend._upsert(ids, chunk, encoder.encode(chunk))
@@ -215,7 +221,7 @@ class MilvusIndex:
                 elif i not in held and i not in free.values():
                     free[text] = i
                 else:  # a collision: another text holds this id; try the next
-                    probe[text] = i % (2**ID_BITS - 1) + 1
+                    probe[text] = _next_id(i)
                     continue
                 del probe[text]
         return known, free
@@ -255,12 +261,8 @@ class MilvusIndex:
             if free:
                 row = {t: n for n, t in reversed(list(enumerate(texts)))}
                 self._upsert(list(free.values()), list(free), vectors[[row[t] for t in free]])
-        new, added = set(free), []
-        for t in texts:
-            added.append(t in new)
-            new.discard(t)
         ids = {**known, **free}
-        return [ids[t] for t in texts], added
+        return [ids[t] for t in texts], first_seen(texts, free)
 
     def refresh(self) -> None:
         """Nothing to catch up: every read asks the collection with Strong consistency."""
