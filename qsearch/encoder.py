@@ -41,18 +41,34 @@ class Encoder:
         self._emb = weights["embedding.weight"].astype(np.float32)
         if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
+        self._layers = [self._fused_layer(weights, n, 2 if cfg.bidirectional else 1) for n in range(cfg.layers)]
+
+    def _fused_layer(self, weights: dict[str, np.ndarray], n: int, directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Layer ``n``'s weights with every direction side by side, so one step runs them all.
+
+        Columns: gates i, f, o, g (torch orders them i, f, g, o), each with every direction's
+        units side by side, so a gate of all directions is one contiguous slice. The i, f, o
+        columns are halved, so that one tanh serves all four gates (sigmoid(x) = 0.5 tanh(x/2)
+        + 0.5). The recurrent matrix is block-diagonal: each direction reads its own state.
+        """
         h = self.hidden
-        # torch orders the gates i, f, g, o; reordered to i, f, o, g, one sigmoid covers three of them
         order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]
-        f32 = lambda name: weights[name].astype(np.float32)[order]  # noqa: E731
-        self._layers = [
-            [
-                (np.ascontiguousarray(f32(f"lstm.weight_ih_l{n}{sfx}").T), f32(f"lstm.bias_ih_l{n}{sfx}") + f32(f"lstm.bias_hh_l{n}{sfx}"),
-                 np.ascontiguousarray(f32(f"lstm.weight_hh_l{n}{sfx}").T))
-                for sfx in ["", "_reverse"][: 2 if cfg.bidirectional else 1]
-            ]
-            for n in range(cfg.layers)
-        ]
+        scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)
+        width = weights[f"lstm.weight_ih_l{n}"].shape[1]
+        w_in = np.zeros((width, 4, directions, h), dtype=np.float32)
+        bias = np.zeros((4, directions, h), dtype=np.float32)
+        w_hh = np.zeros((directions, h, 4, directions, h), dtype=np.float32)
+        for d, sfx in enumerate(["", "_reverse"][:directions]):
+
+            def get(name: str) -> np.ndarray:
+                w = weights[f"lstm.{name}_l{n}{sfx}"].astype(np.float32)[order]
+                return w * (scale[:, None] if w.ndim == 2 else scale)
+
+            w_in[:, :, d] = get("weight_ih").T.reshape(width, 4, h)
+            bias[:, d] = (get("bias_ih") + get("bias_hh")).reshape(4, h)
+            w_hh[d, :, :, d] = get("weight_hh").T.reshape(h, 4, h)
+        cols = 4 * directions * h
+        return w_in.reshape(width, cols), bias.reshape(cols), w_hh.reshape(directions * h, cols)
 
     @property
     def threshold(self) -> float:
@@ -104,7 +120,7 @@ class Encoder:
         """Piece ids per token of each text, as the model reads them."""
         return [self.vocab.ids(t, self.max_len) for t in texts]
 
-    def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         """Encode questions into an (n, dim) float32 array of unit rows.
 
         Questions longer than the model's maximum length are truncated; a question with no
@@ -119,70 +135,84 @@ class Encoder:
         order = order[lengths[order] > 0]
         if not len(order):
             return out
-        rows, tables = self._token_tables(ids)
+        rows, table = self._token_tables(ids)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            out[batch] = self._encode_sorted([rows[r] for r in batch], lengths[batch], tables)
+            out[batch] = self._encode_sorted([rows[r] for r in batch], lengths[batch], table)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
 
-    def _token_tables(self, ids: list[list[tuple[int, ...]]]) -> tuple[list[list[int]], list[np.ndarray]]:
+    def _token_tables(self, ids: list[list[tuple[int, ...]]]) -> tuple[list[list[int]], np.ndarray]:
         """Each distinct token of the call gets a row (row 0 is padding, all zeros); returns each
-        text's rows and, per direction, the first layer's projected input for every row."""
+        text's rows and the first layer's projected input of every row, all directions."""
         index: dict[tuple[int, ...], int] = {}
         rows = [[index.setdefault(p, len(index) + 1) for p in q] for q in ids]
         tokens = list(index)
         sizes = np.fromiter((len(p) for p in tokens), dtype=np.int64, count=len(tokens))
         pieces = np.fromiter((i for p in tokens for i in p), dtype=np.int64, count=int(sizes.sum()))
         emb = np.zeros((len(tokens) + 1, self._emb.shape[1]), dtype=np.float32)
-        if len(tokens):
+        if len(pieces) == len(tokens):  # every token a known word: one row each
+            emb[1:] = self._emb[pieces]
+        elif len(tokens):
             starts = np.r_[0, np.cumsum(sizes)[:-1]]
             emb[1:] = np.add.reduceat(self._emb[pieces], starts, axis=0) / sizes[:, None].astype(np.float32)
-        tables = []
-        for w_ih, bias, _ in self._layers[0]:
-            table = emb @ w_ih + bias
-            table[0] = 0.0
-            tables.append(table)
-        return rows, tables
+        w_in, bias, _ = self._layers[0]
+        table = emb @ w_in
+        table += bias
+        table[0] = 0.0
+        return rows, table
 
-    def _encode_sorted(self, rows: list[list[int]], lengths: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
+    def _encode_sorted(self, rows: list[list[int]], lengths: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Mean top-layer LSTM output of sequences sorted by length, longest first.
 
-        ``rows`` index ``tables`` (see ``_token_tables``). Rows shorter than a step are left out
-        of that step, so no padding is ever computed.
+        ``rows`` index ``table`` (see ``_token_tables``). At step t the forward direction reads
+        position t and the backward one position length - 1 - t, in one fused step; rows
+        shorter than a step are left out of it, so no padding is ever computed. The mean over
+        positions does not care in which step a position's output came.
         """
-        b, t_max = len(rows), int(lengths[0])
-        padded = np.zeros((b, t_max), dtype=np.int64)
+        b, t_max, h = len(rows), int(lengths[0]), self.hidden
+        forward = np.zeros((b, t_max), dtype=np.int64)
         for n, r in enumerate(rows):
-            padded[n, : len(r)] = r
+            forward[n, : len(r)] = r
+        steps = np.arange(t_max)
+        mirrored = np.clip(lengths[:, None] - 1 - steps, 0, None)  # position read backwards at each step
+        rowsel = np.arange(b)[:, None]
+        active = np.searchsorted(-lengths, -steps, side="left")  # rows with length > t
         x = None
-        active = np.searchsorted(-lengths, -np.arange(t_max), side="left")  # rows with length > t
-        h = self.hidden
-        for n, directions in enumerate(self._layers):
+        for n, (w_in, bias, w_hh) in enumerate(self._layers):
+            dirs = w_hh.shape[0] // h
             last = n == len(self._layers) - 1
-            outputs = []
-            for d, (w_ih, bias, w_hh) in enumerate(directions):
-                if n == 0:
-                    table, tokens = tables[d], padded
-                else:  # deeper layers read the layer below: project every position
-                    table, tokens = (x.reshape(b * t_max, -1) @ w_ih + bias), np.arange(b * t_max).reshape(b, t_max)
-                state = np.zeros((b, h), dtype=np.float32)
-                cell = np.zeros((b, h), dtype=np.float32)
-                out = np.zeros((b, h) if last else (b, t_max, h), dtype=np.float32)
-                for t in range(t_max - 1, -1, -1) if d == 1 else range(t_max):
-                    k = active[t]
-                    gates = table[tokens[:k, t]]
-                    gates += state[:k] @ w_hh
-                    ifo = _sigmoid(gates[:, : 3 * h])
-                    c = cell[:k]
-                    c *= ifo[:, h : 2 * h]
-                    c += ifo[:, :h] * np.tanh(gates[:, 3 * h :])
-                    np.multiply(ifo[:, 2 * h :], np.tanh(c), out=state[:k])
-                    if last:
-                        out[:k] += state[:k]
-                    else:
-                        out[:k, t] = state[:k]
-                outputs.append(out)
-            x = np.concatenate(outputs, axis=-1)
+            if n == 0:
+                projected, where = table, forward
+            else:  # deeper layers read the layer below: project every position
+                projected, where = (x.reshape(b * t_max, -1) @ w_in + bias), rowsel * t_max + steps
+            inputs = np.empty((b, t_max, 4, dirs, h), dtype=np.float32)
+            by_direction = projected.reshape(-1, 4, dirs, h)
+            inputs[:, :, :, 0] = by_direction[:, :, 0][where]
+            if dirs == 2:
+                inputs[:, :, :, 1] = by_direction[:, :, 1][np.take_along_axis(where, mirrored, axis=1)]
+            inputs = inputs.reshape(b, t_max, -1)
+            units = dirs * h
+            state = np.zeros((b, units), dtype=np.float32)
+            cell = np.zeros((b, units), dtype=np.float32)
+            out = np.zeros((b, units) if last else (b, t_max, units), dtype=np.float32)
+            for t in range(t_max):
+                k = active[t]
+                gates = state[:k] @ w_hh
+                gates += inputs[:k, t]
+                np.tanh(gates, out=gates)
+                ifo = gates[:, : 3 * units] * 0.5
+                ifo += 0.5
+                c = cell[:k]
+                c *= ifo[:, units : 2 * units]
+                c += ifo[:, :units] * gates[:, 3 * units :]
+                np.multiply(ifo[:, 2 * units :], np.tanh(c), out=state[:k])
+                if last:
+                    out[:k] += state[:k]
+                else:
+                    out[:k, t, :h] = state[:k, :h]
+                    if dirs == 2:
+                        out[rowsel[:k, 0], mirrored[:k, t], h:] = state[:k, h:]
+            x = out
         return x / lengths[:, None].astype(np.float32)

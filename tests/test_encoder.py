@@ -41,18 +41,20 @@ def test_torch_module_masks_padding_too(tiny_model):
     assert torch.allclose(alone, padded, atol=1e-6)
 
 
-def two_layer_twin(encoder: Encoder) -> Encoder:
-    """An encoder with the tiny model's vocabulary and two LSTM layers of random weights."""
-    config = ModelConfig.from_dict({**encoder.manifest["model"], "layers": 2})
+def random_twin(encoder: Encoder, layers: int, bidirectional: bool = True) -> Encoder:
+    """An encoder with the tiny model's vocabulary and another LSTM shape, of random weights."""
+    config = ModelConfig.from_dict({**encoder.manifest["model"], "layers": layers, "bidirectional": bidirectional})
     torch.manual_seed(0)
     weights = {k: v.numpy() for k, v in LSTMEncoder(config).state_dict().items()}
     return Encoder({**encoder.manifest, "model": config.to_dict()}, encoder.vocab, weights)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_numpy_inference_matches_the_torch_module(tiny_model, layers):
+@pytest.mark.parametrize("shape", ["trained", "2 layers", "1 layer, one direction", "2 layers, one direction"])
+def test_numpy_inference_matches_the_torch_module(tiny_model, shape):
+    """Both directions run fused in one numpy step; each shape must still equal torch's LSTM."""
     encoder = Encoder.load(tiny_model)
-    encoder = encoder if layers == 1 else two_layer_twin(encoder)
+    if shape != "trained":
+        encoder = random_twin(encoder, layers=int(shape[0]), bidirectional="one direction" not in shape)
     module = torch_module(encoder)
     texts = ["How old are you?", "Which is the best laptop under 500 dollars for programming?", "Why?"]
     with torch.no_grad():
