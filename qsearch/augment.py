@@ -1,7 +1,11 @@
-"""Noisy copies of questions (a dropped word, two words swapped, a typo) to teach robustness.
+"""Changed copies of questions: a dropped word, two words swapped, a typo, or a word replaced
+by one of its nearest words ("capital of Peru" -> "capital of Chile").
 
-With a teacher, the student reads the noisy copy and is pulled towards the teacher's vector of
-the clean question: people type "lern pyhton" and mean "learn python".
+Two uses in training with a teacher. On the fly, the student reads a noisy copy and is pulled
+towards the teacher's vector of the clean question: people type "lern pyhton" and mean "learn
+python". And as *copies* the teacher reads itself (``teacher_copies``): then the teacher says
+whether the change kept the meaning (a typo, mostly) or not (Chile is not Peru; converting
+Fahrenheit to Celsius is not the reverse), which clean targets alone would teach wrongly.
 """
 
 from __future__ import annotations
@@ -27,11 +31,42 @@ def typo(word: str, rng: np.random.Generator) -> str:
     return word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
 
 
-def augment(question: str, rng: np.random.Generator) -> str:
-    """A copy with one random change; questions of fewer than four words come back unchanged."""
+def word_neighbours(words: list[str], vectors: np.ndarray, k: int = 8, skip: int = 150) -> dict[str, list[str]]:
+    """Each word's ``k`` nearest other words by the teacher's cosine (``vectors``: one unit row
+    per word). The ``skip`` first words (the most frequent, mostly function words) and words
+    that are not alphabetic or shorter than three letters neither get nor give neighbours."""
+    keep = [n for n, w in enumerate(words) if n >= skip and len(w) >= 3 and w.isalpha()]
+    if len(keep) <= k:
+        return {}
+    table = np.ascontiguousarray(vectors[keep], dtype=np.float32)
+    found: dict[str, list[str]] = {}
+    for start in range(0, len(keep), 2048):
+        scores = table[start : start + 2048] @ table.T
+        rows = np.arange(scores.shape[0])
+        scores[rows, rows + start] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
+        for row, near in zip(range(start, start + len(rows)), top):
+            found[words[keep[row]]] = [words[keep[j]] for j in near]
+    return found
+
+
+def augment(question: str, rng: np.random.Generator, neighbours: dict[str, list[str]] | None = None) -> str:
+    """A copy with one random change; questions of fewer than four words come back unchanged.
+
+    With ``neighbours``, half of the copies replace a word that has neighbours by one of them
+    (if the question has such a word)."""
     words = question.split()
     if len(words) < 4:
         return question
+    if neighbours and rng.random() < 0.5:
+        bare = [w.strip("?.,!\"'()").lower() for w in words]
+        candidates = [n for n, w in enumerate(bare) if w in neighbours]
+        if candidates:
+            i = candidates[int(rng.integers(len(candidates)))]
+            near = neighbours[bare[i]]
+            words[i] = words[i].lower().replace(bare[i], near[int(rng.integers(len(near)))])
+            return " ".join(words)
     kind = int(rng.integers(3))
     i = int(rng.integers(len(words)))
     if kind == 0:
@@ -42,3 +77,17 @@ def augment(question: str, rng: np.random.Generator) -> str:
     else:
         words[i] = typo(words[i], rng)
     return " ".join(words)
+
+
+def teacher_copies(questions: list[str], share: float, neighbours: dict[str, list[str]], rng: np.random.Generator) -> list[str]:
+    """One changed copy for a ``share`` of the questions (none equal to a question or to
+    another copy), for the teacher to encode: see the module's docstring."""
+    known = set(questions)
+    copies = []
+    for q in questions:
+        if rng.random() < share:
+            copy = augment(q, rng, neighbours)
+            if copy not in known:
+                known.add(copy)
+                copies.append(copy)
+    return copies

@@ -9,6 +9,7 @@ from pathlib import Path
 from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
 
 DISTILL_KINDS = ("similarity", "projection")
+SELECT_BY = ("recall@1", "roc_auc")  # validation measures that pick the kept epoch
 
 
 @dataclass
@@ -64,9 +65,11 @@ class TrainConfig:
     distill_epochs: int = 3  # with a teacher: distillation-only epochs before the triplet stage
     distill: str = "projection"  # projection (a head onto the teacher, dropped after) or similarity (cosine matrix)
     distill_weight: float = 1.0  # weight of distillation beside the triplet loss
+    teacher_copies: float = 0.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False
     patience: int = 3
+    select: str = "recall@1"  # the kept epoch is the best on this validation measure (search is the product)
     seed: int = 0
     threads: int = 0  # torch threads; 0 leaves torch's own choice

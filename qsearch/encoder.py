@@ -60,7 +60,7 @@ class Encoder:
         w_hh = np.zeros((directions, h, 4, directions, h), dtype=np.float32)
         for d, sfx in enumerate(["", "_reverse"][:directions]):
 
-            def get(name: str) -> np.ndarray:
+            def get(name: str, sfx: str = sfx) -> np.ndarray:
                 w = weights[f"lstm.{name}_l{n}{sfx}"].astype(np.float32)[order]
                 return w * (scale[:, None] if w.ndim == 2 else scale)
 

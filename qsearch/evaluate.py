@@ -115,3 +115,32 @@ def retrieval_metrics(ranked_ids: np.ndarray, relevant: list[set[int]]) -> dict:
         mrr += 1.0 / (hits[0] + 1) if hits else 0.0
     n = max(len(relevant), 1)
     return {"queries": len(relevant), "recall@1": r1 / n, "recall@10": r10 / n, "mrr@10": mrr / n}
+
+
+def duplicate_retrieval(encoder: Encoder, pool: list[str], first: list[str], second: list[str], k: int = 10) -> dict:
+    """Recall@1/@10 of exact search: each pair's first question among ``pool`` plus the pairs'
+    own questions, its own entry left out; relevant are its duplicates' second questions.
+
+    Plain numpy (no index), so training can follow the measure that search users feel.
+    """
+    texts = list(dict.fromkeys([t.strip() for t in pool] + [t.strip() for t in first + second]))
+    position = {t: i for i, t in enumerate(texts)}
+    relevant: dict[str, set[int]] = {}
+    for a, b in zip(first, second):
+        a, b = a.strip(), b.strip()
+        if a and b and a != b:
+            relevant.setdefault(a, set()).add(position[b])
+    queries = list(relevant)
+    k = min(k, len(texts) - 1)
+    if not queries:
+        return retrieval_metrics(np.zeros((0, k), dtype=np.int64), [])
+    vectors, asked = encoder.encode(texts), encoder.encode(queries)
+    ranked = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), 256):
+        scores = asked[start : start + 256] @ vectors.T
+        for row, q in enumerate(queries[start : start + 256]):
+            scores[row, position[q]] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        ranked[start : start + 256] = np.take_along_axis(top, order, axis=1)
+    return retrieval_metrics(ranked, [relevant[q] for q in queries])

@@ -23,18 +23,21 @@ import numpy as np
 import torch
 
 from qsearch import checkpoint as ckpt
-from qsearch.augment import augment
-from qsearch.config import DISTILL_KINDS, TrainConfig
+from qsearch.augment import augment, teacher_copies, word_neighbours
+from qsearch.config import DISTILL_KINDS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import choose_threshold, classification_metrics, pair_scores, roc_auc
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, pair_scores, roc_auc
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
 from qsearch.teacher import Teacher, cached_encode, teacher_name
 from qsearch.text import PIECES_NAME, TOKENIZER_NAME, Vocabulary, english_words
 from qsearch.word_init import initial_embeddings
+
+
+NEIGHBOUR_WORDS = 20000  # replacement words come from this many most frequent training words
 
 
 def _make_batches(pairs: list, batch_size: int, rng: np.random.Generator) -> Iterator[list]:
@@ -78,9 +81,14 @@ class _Data:
     parts: dict
     vocab: Vocabulary
     questions: list[str]  # every distinct question the student may learn from
-    ids: dict[str, list]  # each of them tokenized once
+    ids: dict[str, list]  # each of them (and each teacher copy) tokenized once
     pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b)
     negatives: list[tuple]
+    copies: list[str] = field(default_factory=list)  # changed questions the teacher encoded too
+
+    def distilled(self, n: int) -> str:
+        """Row ``n`` of the teacher's table: the questions, then the copies."""
+        return self.questions[n] if n < len(self.questions) else self.copies[n - len(self.questions)]
 
 
 def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
@@ -124,17 +132,32 @@ def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
     return _Data(parts, vocab, questions, ids, pairs, negatives)
 
 
+def _distill_batch(data: _Data, config: TrainConfig, rng: np.random.Generator, rows) -> list:
+    """(ids of a question or of a noisy copy, its row in the teacher's table) for each row."""
+    batch = []
+    for n in rows:
+        q = data.distilled(n)
+        noisy = augment(q, rng) if n < len(data.questions) and rng.random() < config.augment else q
+        ids = data.ids[q] if noisy == q else data.vocab.ids(noisy, config.model.max_len)
+        batch.append((ids or data.ids[q], n))
+    return [b for b in batch if b[0]]
+
+
 def _distill_batches(data: _Data, config: TrainConfig, rng: np.random.Generator) -> Iterator[list]:
-    """Batches of (ids of a question or of a noisy copy, its row in the teacher's table)."""
-    order = rng.permutation(len(data.questions))
+    """One epoch of distillation batches over every question the student may learn from."""
+    order = rng.permutation(len(data.questions) + len(data.copies))
     for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
-        batch = []
-        for n in order[start : start + config.batch_size]:
-            q = data.questions[n]
-            noisy = augment(q, rng) if rng.random() < config.augment else q
-            ids = data.ids[q] if noisy == q else data.vocab.ids(noisy, config.model.max_len)
-            batch.append((ids or data.ids[q], n))
-        yield [b for b in batch if b[0]]
+        yield _distill_batch(data, config, rng, order[start : start + config.batch_size])
+
+
+def _validate(encoder: Encoder, data: _Data) -> dict[str, float]:
+    """Validation ROC-AUC of the pairs, and Recall@1/@10 of their duplicates searched among
+    every training and corpus question (what a search user feels; never a test question)."""
+    val = data.parts["validation"]
+    dups = val[val["is_duplicate"] == 1]
+    found = duplicate_retrieval(encoder, data.questions, dups["question1"].tolist(), dups["question2"].tolist())
+    auc = roc_auc(pair_scores(encoder, val["question1"].tolist(), val["question2"].tolist()), val["is_duplicate"].to_numpy())
+    return {"roc_auc": auc, "recall@1": found["recall@1"], "recall@10": found["recall@10"]}
 
 
 def _schedule(optimizer, total: int):
@@ -169,6 +192,8 @@ def _step(model, optimizer, schedule, objectives, stage: str, batch: list, devic
 def _check(config: TrainConfig, teacher: Teacher | None) -> None:
     if config.epochs < 1:
         raise QsearchError("epochs must be at least 1: the kept model is the best epoch of the triplet stage")
+    if config.select not in SELECT_BY:
+        raise QsearchError(f"unknown selection measure {config.select!r}; pick one of: {', '.join(SELECT_BY)}")
     if config.distill not in DISTILL_KINDS:
         raise QsearchError(f"unknown distillation {config.distill!r}; pick one of: {', '.join(DISTILL_KINDS)}")
     if config.batch_size < 2:
@@ -201,7 +226,7 @@ class _State:
     epoch: int = 0
     stopped: bool = False
     best_weights: dict | None = None
-    best_auc: float = -1.0
+    best_score: float = -1.0
     best_epoch: int = 0
     history: list = field(default_factory=list)
 
@@ -237,7 +262,6 @@ def train(
     if saved is not None and ckpt.differences(saved["fingerprint"], mark):
         raise QsearchError(f"the checkpoint in {checkpoints} comes from other data or options: " + "; ".join(ckpt.differences(saved["fingerprint"], mark)))
     data = _training_data(config, teacher is not None, log)
-    val = data.parts["validation"]
     mcfg = replace(config.model, vocab_size=len(data.vocab))
     model = LSTMEncoder(mcfg).to(device)
     teacher_info: dict = {"name": None}
@@ -248,11 +272,18 @@ def train(
     head = None
     if teacher is not None:
         t0 = time.perf_counter()
-        vectors = torch.from_numpy(cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)).to(device)
-        if config.word_init:
+        vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
+        if config.word_init or config.teacher_copies:
             words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
+        if config.word_init:
             init = initial_embeddings(data.vocab, words, mcfg.embed_dim, rng)
             model.embedding.weight.data.copy_(torch.from_numpy(init))
+        if config.teacher_copies:
+            near = word_neighbours(data.vocab.tokens[2:NEIGHBOUR_WORDS], words[: NEIGHBOUR_WORDS - 2])
+            data.copies = teacher_copies(data.questions, config.teacher_copies, near, np.random.default_rng(config.seed + 1))
+            data.ids.update((c, data.vocab.ids(c, mcfg.max_len)) for c in data.copies)
+            vectors = np.concatenate([vectors, cached_encode(teacher, data.copies, "copies", cache_dir, log, progress)])
+        vectors = torch.from_numpy(vectors).to(device)
         teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
         if config.distill == "projection":
             distiller = ProjectionDistillation(vectors, mcfg.dim)
@@ -290,7 +321,7 @@ def train(
         done_here = state.epoch if stage == state.stage else (epochs if state.stage and order.index(stage) < order.index(state.stage) else 0)
         if not epochs or done_here >= epochs or (stage == "train" and state.stopped):
             continue
-        count = len(data.questions) if stage == "distill" else len(data.pairs)
+        count = len(data.questions) + len(data.copies) if stage == "distill" else len(data.pairs)
         steps = max(1, count // config.batch_size)
         params = [p for p in model.parameters() if p.requires_grad] + (list(head.parameters()) if head is not None else [])
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01)
@@ -310,15 +341,18 @@ def train(
             losses = [_step(model, optimizer, schedule, stage_objectives, stage, batch, device) for batch in batches]
             model.eval()
             encoder = Encoder(manifest, data.vocab, model.numpy_weights())
-            auc = roc_auc(pair_scores(encoder, val["question1"].tolist(), val["question2"].tolist()), val["is_duplicate"].to_numpy())
-            log(f"{stage} epoch {epoch}: loss {np.mean(losses):.4f}  validation ROC-AUC {auc:.4f}  ({time.perf_counter() - started:.0f}s)")
-            state.history.append({"stage": stage, "epoch": epoch, "loss": float(np.mean(losses)), "validation_roc_auc": auc})
+            scores = _validate(encoder, data)
+            log(
+                f"{stage} epoch {epoch}: loss {np.mean(losses):.4f}  validation ROC-AUC {scores['roc_auc']:.4f}  "
+                f"Recall@1 {scores['recall@1']:.4f}  Recall@10 {scores['recall@10']:.4f}  ({time.perf_counter() - started:.0f}s)"
+            )
+            state.history.append({"stage": stage, "epoch": epoch, "loss": float(np.mean(losses)), **{f"validation_{k}": v for k, v in scores.items()}})
             state.stage, state.epoch = stage, epoch
             if stage == "train":
-                if auc > state.best_auc:
-                    state.best_weights, state.best_auc, state.best_epoch = encoder.weights, auc, epoch
+                if scores[config.select] > state.best_score:
+                    state.best_weights, state.best_score, state.best_epoch = encoder.weights, scores[config.select], epoch
                 elif epoch - state.best_epoch >= config.patience:
-                    log(f"validation ROC-AUC has not improved for {config.patience} epochs: stopping")
+                    log(f"validation {config.select} has not improved for {config.patience} epochs: stopping")
                     state.stopped = True
             if checkpoints is not None:
                 ckpt.save(checkpoints, {

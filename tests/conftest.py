@@ -108,7 +108,7 @@ class RunningServer:
             except OSError:
                 if time.time() > deadline or self.proc.poll() is not None:
                     self.stop()
-                    raise AssertionError(f"server did not start: {self.output}")
+                    raise AssertionError(f"server did not start: {self.output}") from None
                 time.sleep(0.2)
 
     def request(self, path: str, body: dict | None = None, headers: dict | None = None, timeout: float = 30):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from qsearch.evaluate import choose_threshold, classification_metrics, retrieval_metrics, roc_auc
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, retrieval_metrics, roc_auc
 
 
 def test_metrics_on_a_hand_checked_example():
@@ -44,3 +44,29 @@ def test_cluster_threshold_is_the_lowest_with_precision_0_8():
     t = choose_threshold(scores, labels)
     assert classification_metrics(scores, labels, t["cluster"])["precision"] >= 0.8
     assert classification_metrics(scores, labels, t["cluster"] - 0.02)["precision"] < 0.8
+
+
+class UnitBagOfWords:
+    """Stands in for an encoder: unit bag-of-words vectors, so word overlap decides the ranking."""
+
+    def encode(self, texts):
+        from conftest import HashTeacher
+
+        v = HashTeacher().encode(list(texts))
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
+
+def test_duplicate_retrieval_searches_the_pool_and_leaves_the_query_itself_out():
+    pool = ["how do i cook rice", "what is the capital of peru", "how old is the universe"]
+    first = ["how to cook rice well", "capital of peru", "is the sun a star"]
+    second = ["how do i cook rice", "peru capital city facts", "sun star"]
+    found = duplicate_retrieval(UnitBagOfWords(), pool, first, second, k=2)
+    assert found["queries"] == 3
+    # rice and sun find their partners first; "capital of peru" finds the pool's Peru question
+    # (three shared words) before its partner (two), which is still in the top 2
+    assert found["recall@1"] == 2 / 3 and found["recall@10"] == 1.0
+
+
+def test_duplicate_retrieval_ignores_pairs_of_a_question_with_itself():
+    found = duplicate_retrieval(UnitBagOfWords(), ["a b c"], ["same words", "x y"], ["same words", "x z"])
+    assert found["queries"] == 1

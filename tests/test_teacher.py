@@ -1,12 +1,14 @@
 """Training with a teacher: a small stand-in teacher for the behaviours, the real MiniLM once."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import HashTeacher, run_cli
+from qsearch.augment import teacher_copies, word_neighbours
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
@@ -117,3 +119,47 @@ def test_an_unknown_teacher_is_one_line(tmp_path, pairs_slice):
     result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--teacher", str(tmp_path / "nope"), check=False)
     assert result.returncode == 1 and "not a folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_words_neighbours_are_its_nearest_words_by_the_teachers_cosine():
+    words = ["the", "peru", "chile", "bolivia", "banana", "mango", "of"]
+    v = np.array([[0, 0, 1], [1, 0.1, 0], [1, 0.2, 0], [1, 0.3, 0], [0, 1, 0.1], [0.1, 1, 0], [0, 0, 1]], dtype=np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    near = word_neighbours(words, v, k=2, skip=1)
+    assert near["peru"] == ["chile", "bolivia"] and near["banana"][0] == "mango"
+    assert "the" not in near and "of" not in near, "the most frequent and short words neither get nor give neighbours"
+    assert all("of" not in n and "the" not in n for n in near.values())
+
+
+def test_teacher_copies_change_one_word_and_repeat_no_question():
+    questions = ["What is the capital of Peru?", "How do I learn Python programming fast?", "Why?", "What is the capital of Chile?"]
+    copies = teacher_copies(questions, 1.0, {"peru": ["chile"], "python": ["java"]}, np.random.default_rng(0))
+    assert copies and not set(copies) & set(questions), "a copy equal to a question is left out"
+    assert all(len(c.split()) >= 4 for c in copies), "questions of fewer than four words get no copy"
+    for _ in range(20):
+        copies += teacher_copies(questions[1:2], 1.0, {"python": ["java"]}, np.random.default_rng(len(copies)))
+    assert any("java" in c for c in copies), "a word with neighbours is sometimes replaced by one"
+
+
+def test_training_with_teacher_copies_has_the_teacher_encode_them_and_distils_them_too(pairs_slice, tmp_path):
+    lines = []
+    train(tiny_config(pairs_slice, teacher_copies=1.0, english_words=0), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    encoded = {m[2]: int(m[1]) for m in (re.search(r"encoded (\d+) (\w+) in", line) for line in lines) if m}
+    assert 0 < encoded["copies"] <= encoded["questions"], lines
+    steps = int(next(line for line in lines if line.startswith("distill:")).split()[4])
+    assert steps == (encoded["questions"] + encoded["copies"]) // 64
+
+
+def test_the_kept_epoch_is_the_best_on_the_chosen_validation_measure(pairs_slice, tmp_path):
+    for measure in ("recall@1", "roc_auc"):
+        config = tiny_config(pairs_slice, epochs=3, patience=5, select=measure)
+        encoder = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
+        history = [h for h in encoder.manifest["training"]["history"] if h["stage"] == "train"]
+        scores = [h[f"validation_{measure}"] for h in history]
+        assert encoder.manifest["training"]["best_epoch"] == 1 + scores.index(max(scores))
+        assert all(0 <= h["validation_recall@1"] <= h["validation_recall@10"] <= 1 for h in history)
+
+
+def test_an_unknown_selection_measure_is_a_clear_error(pairs_slice):
+    with pytest.raises(QsearchError, match="unknown selection measure"):
+        train(tiny_config(pairs_slice, select="accuracy"), log=lambda m: None)
