@@ -44,31 +44,26 @@ class Encoder:
         self._layers = [self._fused_layer(weights, n, 2 if cfg.bidirectional else 1) for n in range(cfg.layers)]
 
     def _fused_layer(self, weights: dict[str, np.ndarray], n: int, directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Layer ``n``'s weights with every direction side by side, so one step runs them all.
+        """Layer ``n``'s weights with the directions stacked, so one step runs them all.
 
-        Columns: gates i, f, o, g (torch orders them i, f, g, o), each with every direction's
-        units side by side, so a gate of all directions is one contiguous slice. The i, f, o
-        columns are halved, so that one tanh serves all four gates (sigmoid(x) = 0.5 tanh(x/2)
-        + 0.5). The recurrent matrix is block-diagonal: each direction reads its own state.
+        Input columns: each direction's gates i, f, o, g in turn (torch orders them i, f, g, o);
+        the recurrent matrices are stacked (directions, h, 4h) for one batched matmul. The i, f,
+        o columns are halved, so that one tanh serves all four gates (sigmoid(x) = 0.5 tanh(x/2)
+        + 0.5).
         """
         h = self.hidden
         order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h]
         scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)
-        width = weights[f"lstm.weight_ih_l{n}"].shape[1]
-        w_in = np.zeros((width, 4, directions, h), dtype=np.float32)
-        bias = np.zeros((4, directions, h), dtype=np.float32)
-        w_hh = np.zeros((directions, h, 4, directions, h), dtype=np.float32)
-        for d, sfx in enumerate(["", "_reverse"][:directions]):
 
-            def get(name: str, sfx: str = sfx) -> np.ndarray:
-                w = weights[f"lstm.{name}_l{n}{sfx}"].astype(np.float32)[order]
-                return w * (scale[:, None] if w.ndim == 2 else scale)
+        def get(name: str) -> np.ndarray:
+            w = weights[f"lstm.{name}"].astype(np.float32)[order]
+            return w * (scale[:, None] if w.ndim == 2 else scale)
 
-            w_in[:, :, d] = get("weight_ih").T.reshape(width, 4, h)
-            bias[:, d] = (get("bias_ih") + get("bias_hh")).reshape(4, h)
-            w_hh[d, :, :, d] = get("weight_hh").T.reshape(h, 4, h)
-        cols = 4 * directions * h
-        return w_in.reshape(width, cols), bias.reshape(cols), w_hh.reshape(directions * h, cols)
+        names = [f"l{n}{sfx}" for sfx in ["", "_reverse"][:directions]]
+        w_in = np.concatenate([get(f"weight_ih_{d}").T for d in names], axis=1)
+        bias = np.concatenate([get(f"bias_ih_{d}") + get(f"bias_hh_{d}") for d in names])
+        w_hh = np.stack([get(f"weight_hh_{d}").T for d in names])
+        return np.ascontiguousarray(w_in), bias, np.ascontiguousarray(w_hh)
 
     @property
     def threshold(self) -> float:
@@ -181,38 +176,36 @@ class Encoder:
         active = np.searchsorted(-lengths, -steps, side="left")  # rows with length > t
         x = None
         for n, (w_in, bias, w_hh) in enumerate(self._layers):
-            dirs = w_hh.shape[0] // h
+            dirs = len(w_hh)
             last = n == len(self._layers) - 1
             if n == 0:
                 projected, where = table, forward
             else:  # deeper layers read the layer below: project every position
                 projected, where = (x.reshape(b * t_max, -1) @ w_in + bias), rowsel * t_max + steps
-            inputs = np.empty((b, t_max, 4, dirs, h), dtype=np.float32)
-            by_direction = projected.reshape(-1, 4, dirs, h)
-            inputs[:, :, :, 0] = by_direction[:, :, 0][where]
-            if dirs == 2:
-                inputs[:, :, :, 1] = by_direction[:, :, 1][np.take_along_axis(where, mirrored, axis=1)]
-            inputs = inputs.reshape(b, t_max, -1)
-            units = dirs * h
-            state = np.zeros((b, units), dtype=np.float32)
-            cell = np.zeros((b, units), dtype=np.float32)
-            out = np.zeros((b, units) if last else (b, t_max, units), dtype=np.float32)
+            inputs = np.empty((dirs, t_max, b, 4 * h), dtype=np.float32)
+            for d in range(dirs):
+                at = where if d == 0 else np.take_along_axis(where, mirrored, axis=1)
+                inputs[d] = projected[:, 4 * h * d : 4 * h * (d + 1)][at.T]
+            state = np.zeros((dirs, b, h), dtype=np.float32)
+            cell = np.zeros((dirs, b, h), dtype=np.float32)
+            total = np.zeros((dirs, b, h), dtype=np.float32)
+            out = None if last else np.zeros((b, t_max, dirs * h), dtype=np.float32)
             for t in range(t_max):
                 k = active[t]
-                gates = state[:k] @ w_hh
-                gates += inputs[:k, t]
+                gates = np.matmul(state[:, :k], w_hh)
+                gates += inputs[:, t, :k]
                 np.tanh(gates, out=gates)
-                ifo = gates[:, : 3 * units] * 0.5
+                ifo = gates[:, :, : 3 * h] * 0.5
                 ifo += 0.5
-                c = cell[:k]
-                c *= ifo[:, units : 2 * units]
-                c += ifo[:, :units] * gates[:, 3 * units :]
-                np.multiply(ifo[:, 2 * units :], np.tanh(c), out=state[:k])
+                c = cell[:, :k]
+                c *= ifo[:, :, h : 2 * h]
+                c += ifo[:, :, :h] * gates[:, :, 3 * h :]
+                np.multiply(ifo[:, :, 2 * h :], np.tanh(c), out=state[:, :k])
                 if last:
-                    out[:k] += state[:k]
+                    total[:, :k] += state[:, :k]
                 else:
-                    out[:k, t, :h] = state[:k, :h]
+                    out[:k, t, :h] = state[0, :k]
                     if dirs == 2:
-                        out[rowsel[:k, 0], mirrored[:k, t], h:] = state[:k, h:]
-            x = out
+                        out[rowsel[:k, 0], mirrored[:k, t], h:] = state[1, :k]
+            x = total.transpose(1, 0, 2).reshape(b, dirs * h) if last else out
         return x / lengths[:, None].astype(np.float32)
