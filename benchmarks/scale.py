@@ -70,7 +70,10 @@ def sample(n: int, mean: np.ndarray, chol: np.ndarray, rng: np.random.Generator)
     return out
 
 
-def run(sizes: list[int], ef_search: list[int], vector_set: str, queries: int = 500, seed: int = 0, milvus: bool = False) -> list[dict]:
+def run(
+    sizes: list[int], ef_search: list[int], vector_set: str, queries: int = 500, seed: int = 0, milvus: bool = False,
+    kinds: tuple[str, ...] = ("flat", "pq-refine", "hnsw"),
+) -> list[dict]:
     rng = np.random.default_rng(seed)
     encoder = Encoder.load()
     if vector_set == "gaussian":
@@ -87,7 +90,7 @@ def run(sizes: list[int], ef_search: list[int], vector_set: str, queries: int = 
         data = everything[:n]
         ids = np.arange(1, n + 1, dtype=np.int64)
         truth = None
-        for kind in ("flat", "pq-refine", "hnsw"):
+        for kind in dict.fromkeys(("flat", *kinds)):  # flat first: it is the truth for recall
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             start = time.perf_counter()
             index = new_index(dim, kind, train=data)
@@ -174,9 +177,14 @@ def main() -> None:
                         help=f"HNSW efSearch values to measure (qsearch's default without tuning: {HNSW_EF_SEARCH})")
     parser.add_argument("--sets", nargs="+", choices=["gaussian", "realistic"], default=["gaussian", "realistic"])
     parser.add_argument("--milvus", action="store_true", help="also Milvus Lite FLAT and HNSW (100 queries; slow at 1M)")
+    parser.add_argument("--kinds", nargs="+", choices=["flat", "pq-refine", "hnsw"], default=["flat", "pq-refine", "hnsw"],
+                        help="FAISS indexes to measure (flat always runs: it gives the exact top 10)")
     parser.add_argument("--name", default="scale", help="results/NAME.json and NAME.png")
     args = parser.parse_args()
-    rows = [r for vector_set in args.sets for r in run(args.sizes, args.ef_search, vector_set, args.queries, milvus=args.milvus)]
+    rows = [
+        r for vector_set in args.sets
+        for r in run(args.sizes, args.ef_search, vector_set, args.queries, milvus=args.milvus, kinds=tuple(args.kinds))
+    ]
     print("\n| set | vectors | index | efSearch | build s | p50 ms | p99 ms | recall@10 | index MiB | peak RSS MiB |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -111,8 +111,9 @@ def test_train_cli_with_the_packaged_minilm_teacher(pairs_slice, tmp_path):
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["training"]["teacher"]["name"] == "all-MiniLM-L6-v2"
     assert manifest["training"]["teacher"]["dim"] == 384
+    assert re.search(r"encoded \d+ copies", result.stderr), "by default the teacher encodes changed copies too"
     again = run_cli(*args)
-    assert "from the cache" in again.stderr
+    assert "questions from the cache" in again.stderr and "copies from the cache" in again.stderr
 
 
 def test_an_unknown_teacher_is_one_line(tmp_path, pairs_slice):
