@@ -164,7 +164,10 @@ def milvus_rows(vector_set: str, data: np.ndarray, q: np.ndarray, truth: np.ndar
                     "recall@10": round(recall, 4), "index_mib": None, "peak_rss_mib": round(peak_rss_mib()),
                 })
                 print(rows[-1], flush=True)
-            client.drop_collection(name)
+            try:  # the temporary folder goes anyway; at 1M Milvus Lite failed to drop its HNSW files
+                client.drop_collection(name)
+            except Exception as e:  # noqa: BLE001
+                print(f"Milvus Lite could not drop {name}: {e}", flush=True)
         client.close()
     return rows
 
