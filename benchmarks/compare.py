@@ -27,7 +27,7 @@ import numpy as np
 from common import RESULTS, cold_command, machine, percentiles, save
 from qsearch import Encoder, SearchEngine
 from qsearch.data import default_questions, load_pairs, split_pairs
-from qsearch.evaluate import choose_threshold, classification_metrics, retrieval_metrics, roc_curve
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, retrieval_metrics, roc_curve
 from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
 
 HERE = Path(__file__).resolve().parent
@@ -79,10 +79,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
 
     position = {t: i for i, t in enumerate(corpus)}
     dups = test[test["is_duplicate"] == 1]
-    relevant: dict[str, set[int]] = {}
-    for a, b in zip(dups["question1"].str.strip(), dups["question2"].str.strip()):
-        if a and b and a != b and b in position:
-            relevant.setdefault(a, set()).add(position[b])
+    relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), position)
     qs = list(relevant)
     _, found = index.search(system.encode(qs), 11)
     ranked = np.array([[i for i in row if i != position.get(q, -2)][:10] for q, row in zip(qs, found)])

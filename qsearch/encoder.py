@@ -23,10 +23,6 @@ MODEL_FORMAT_VERSION = 2
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.tanh(0.5 * x) + 0.5
-
-
 class Encoder:
     """A trained Siamese LSTM encoder: ``encode(texts)`` gives L2-normalised float32 rows."""
 

@@ -5,6 +5,7 @@ Plain numpy so that ``qsearch evaluate`` needs neither torch nor scikit-learn.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -117,6 +118,20 @@ def retrieval_metrics(ranked_ids: np.ndarray, relevant: list[set[int]]) -> dict:
     return {"queries": len(relevant), "recall@1": r1 / n, "recall@10": r10 / n, "mrr@10": mrr / n}
 
 
+def duplicate_partners(first: list[str], second: list[str], ids: Mapping[str, int]) -> dict[str, set[int]]:
+    """For each first question of a duplicate pair (stripped), the ids of its partners.
+
+    Pairs with an empty question, of a question with itself, or whose partner has no id are
+    left out: every retrieval measure here asks the same questions.
+    """
+    partners: dict[str, set[int]] = {}
+    for a, b in zip(first, second):
+        a, b = a.strip(), b.strip()
+        if a and b and a != b and b in ids:
+            partners.setdefault(a, set()).add(ids[b])
+    return partners
+
+
 def duplicate_retrieval(encoder: Encoder, pool: list[str], first: list[str], second: list[str], k: int = 10) -> dict:
     """Recall@1/@10 of exact search: each pair's first question among ``pool`` plus the pairs'
     own questions, its own entry left out; relevant are its duplicates' second questions.
@@ -125,11 +140,7 @@ def duplicate_retrieval(encoder: Encoder, pool: list[str], first: list[str], sec
     """
     texts = list(dict.fromkeys([t.strip() for t in pool] + [t.strip() for t in first + second]))
     position = {t: i for i, t in enumerate(texts)}
-    relevant: dict[str, set[int]] = {}
-    for a, b in zip(first, second):
-        a, b = a.strip(), b.strip()
-        if a and b and a != b:
-            relevant.setdefault(a, set()).add(position[b])
+    relevant = duplicate_partners(first, second, position)
     queries = list(relevant)
     k = min(k, len(texts) - 1)
     if not queries:

@@ -9,7 +9,7 @@ import numpy as np
 from qsearch.data import SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import classification_metrics, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
+from qsearch.evaluate import classification_metrics, duplicate_partners, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
 
@@ -95,10 +95,7 @@ def evaluate_retrieval(data: Path | None = None, index: Path = DEFAULT_INDEX, k:
     dups = pairs[pairs["is_duplicate"] == 1]
     engine = SearchEngine.open(index)
     ids = engine.ids_of([q.strip() for q in dups["question1"].tolist() + dups["question2"].tolist()])
-    relevant: dict[str, set[int]] = {}
-    for a, b in zip(dups["question1"].str.strip(), dups["question2"].str.strip()):
-        if a and b and b in ids and b != a:
-            relevant.setdefault(a, set()).add(ids[b])
+    relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), ids)
     queries = list(relevant)
     if not queries:
         raise QsearchError(f"no test duplicate of {data or DEFAULT_PAIRS} has its partner in the index {index}")
