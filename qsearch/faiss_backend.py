@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from qsearch import index as vindex
 from qsearch.backend import first_seen
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
+from qsearch.locks import ReadWriteLock
 from qsearch.store import Store
 
 CHECKPOINT_EVERY = 1000
@@ -38,46 +38,13 @@ def _encode_all(encoder: Encoder, texts: list[str], progress=None, step: int = 2
     return vectors
 
 
-class _ReadWriteLock:
-    """Many readers or one writer: FAISS may be searched by many threads, but not while it grows."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writing = False
-
-    @contextmanager
-    def reading(self):
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def writing(self):
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing and not self._readers)
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
-
-
 class FaissIndex:
     """Questions in ``questions.db`` and their vectors in ``vectors.faiss`` (IDMap2, ids = store ids)."""
 
     def __init__(self, gen: Path, manifest: dict, encoder: Encoder, store: Store, index, read_only: bool = False):
         self.gen, self.manifest, self.encoder, self.store, self.index = gen, manifest, encoder, store, index
         self.read_only = read_only
-        self._lock = _ReadWriteLock()
+        self._lock = ReadWriteLock()
         self._refresh = threading.Lock()
         self._pending = 0
         self._closed = False

@@ -37,6 +37,7 @@ from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
 from qsearch.faiss_backend import FaissIndex
+from qsearch.locks import ReadWriteLock
 from qsearch.errors import QsearchError
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_INDEX
@@ -129,6 +130,7 @@ class SearchEngine:
         self.encoder, self.backend = encoder, backend
         self._write = threading.Lock()
         self._refresh = threading.Lock()
+        self._parts = ReadWriteLock()  # generation, manifest, encoder and backend change together
 
     @property
     def read_only(self) -> bool:
@@ -294,13 +296,15 @@ class SearchEngine:
         except QsearchError as e:
             log.warning("the index at %s was rebuilt but its new generation cannot be opened yet: %s", self.root, e)
             return
-        old = self.backend
-        self.generation, self.manifest, self.encoder, self.backend = fresh.generation, fresh.manifest, fresh.encoder, fresh.backend
+        with self._parts.writing():
+            old = self.backend
+            self.generation, self.manifest, self.encoder, self.backend = fresh.generation, fresh.manifest, fresh.encoder, fresh.backend
         old.close()
 
     # ---- using ----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.backend)
+        with self._parts.reading():
+            return len(self.backend)
 
     @property
     def threshold(self) -> float:
@@ -308,25 +312,31 @@ class SearchEngine:
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""
-        return self.backend.ids_of(texts)
+        with self._parts.reading():
+            return self.backend.ids_of(texts)
 
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         """The stored text of each id."""
-        return self.backend.texts(ids)
+        with self._parts.reading():
+            return self.backend.texts(ids)
 
     def search(self, questions: list[str], k: int = 5, threshold: float | None = None) -> list[list[Match]]:
         """The ``k`` nearest known questions for each question, best first."""
         questions = clean_questions(questions)
         _check_k(k)
         self.refresh()
-        return self.search_vectors(self.encoder.encode(questions), k, threshold)
+        with self._parts.reading():
+            return self.search_vectors(self.encoder.encode(questions), k, threshold)
 
     def search_vectors(self, vectors: np.ndarray, k: int, threshold: float | None = None) -> list[list[Match]]:
         """The ``k`` nearest known questions for each of ``vectors`` (already encoded by this model)."""
         _check_k(k)
         threshold = check_threshold(threshold)
-        threshold = self.threshold if threshold is None else threshold
-        return [[Match(i, text, s, s > threshold) for i, s, text in row] for row in self.backend.search(vectors, k)]
+        with self._parts.reading():
+            if vectors.shape[1] != self.encoder.dim:
+                raise QsearchError(f"the index at {self.root} was rebuilt with another model meanwhile; try again")
+            threshold = self.threshold if threshold is None else threshold
+            return [[Match(i, text, s, s > threshold) for i, s, text in row] for row in self.backend.search(vectors, k)]
 
     def add(self, questions: list[str]) -> list[int]:
         """Add questions (exact repeats of stored ones are not added again); return their ids."""
@@ -347,19 +357,21 @@ class SearchEngine:
         self.refresh()
         if self.read_only:
             raise QsearchError(f"the index at {self.root} is read-only (no write permission): it answers queries, adds need write access")
-        vectors = self.encoder.encode(questions)
+        with self._parts.reading():
+            vectors, encoded_for = self.encoder.encode(questions), self.generation.name
         with self._write, _writer_lock(self.root):
-            if self._current() != self.generation.name:
-                raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
             self.refresh()
-            matches = self.search_vectors(vectors, k, threshold) if k else []
-            ids, added = self.backend.add(questions, vectors)
+            with self._parts.reading():
+                if self._current() != encoded_for or self.generation.name != encoded_for:
+                    raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
+                matches = self.search_vectors(vectors, k, threshold) if k else []
+                ids, added = self.backend.add(questions, vectors)
         return ids, matches, added
 
     def save(self) -> None:
         """Write the backend's checkpoint; acknowledged adds are durable without it."""
         if not self.read_only:
-            with self._write, _writer_lock(self.root):
+            with self._write, _writer_lock(self.root), self._parts.reading():
                 self.backend.flush()
 
     def close(self) -> None:

@@ -213,3 +213,36 @@ def test_dedup_against_an_index_prints_its_matches_and_whole_ids(index, corpus_q
     run_cli("dedup", str(questions), "--against", str(index), "--out", str(csv))
     ids = [line.split(",")[2] for line in csv.read_text().splitlines()[1:4]]
     assert all(i.isdigit() for i in ids), ids
+
+
+def test_searching_threads_never_see_half_of_a_switch_to_a_rebuilt_index(index, tiny_model, corpus_questions):
+    """One engine, four threads searching, while another engine rebuilds the folder with a
+    model of another width and back: every search answers from one whole generation (a
+    search that encoded with the old model and searched the new vectors used to fail)."""
+    import threading
+    import time
+
+    from qsearch import Encoder
+
+    engine, errors, stop = SearchEngine.open(index), [], threading.Event()
+
+    def searcher(offset: int) -> None:
+        try:
+            n = offset
+            while not stop.is_set():
+                assert engine.search([corpus_questions[n % 150]], k=1)[0]
+                n += 1
+        except Exception as e:  # collected, so the main thread can fail the test
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=searcher, args=(i * 37,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    models = [Encoder.load(tiny_model), Encoder.load()]
+    for round_ in range(6):
+        SearchEngine.build(corpus_questions[:150], encoder=models[round_ % 2], path=index).close()
+        time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == [] and engine.encoder.dim == models[1].dim and len(engine) == 150
