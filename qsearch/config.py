@@ -17,7 +17,7 @@ class ModelConfig:
     """Shape of the network; saved in the model manifest. ``vocab_size`` is set by training."""
 
     vocab_size: int = 0
-    embed_dim: int = 128
+    embed_dim: int = 192
     dim: int = 128
     layers: int = 1
     bidirectional: bool = True
@@ -52,9 +52,9 @@ class TrainConfig:
     data: Path = DEFAULT_PAIRS
     corpus: Path | None = DEFAULT_CORPUS
     model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 256
-    lr: float = 2e-3
+    lr: float = 4e-3
     margin: float = 0.25
     transitive: bool = True
     labelled_negatives: bool = True
@@ -62,7 +62,7 @@ class TrainConfig:
     max_vocab: int = 30000
     buckets: int = 20000
     english_words: int = 50000  # with a teacher: general words beyond the training texts
-    distill_epochs: int = 3  # with a teacher: distillation-only epochs before the triplet stage
+    distill_epochs: int = 5  # with a teacher: distillation-only epochs before the triplet stage
     distill: str = "projection"  # projection (a head onto the teacher, dropped after) or similarity (cosine matrix)
     distill_weight: float = 1.0  # weight of distillation beside the triplet loss
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
