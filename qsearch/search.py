@@ -377,9 +377,10 @@ class SearchEngine:
     def close(self) -> None:
         """Write the checkpoint and let go of the backend."""
         if self.read_only:
-            self.backend.close()
+            with self._parts.reading():
+                self.backend.close()
             return
-        with self._write, _writer_lock(self.root):
+        with self._write, _writer_lock(self.root), self._parts.reading():
             self.backend.close()
 
 

@@ -6,13 +6,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from conftest import RunningServer, free_port, run_cli
-from qsearch import SearchEngine
+from qsearch import Encoder, SearchEngine
 from qsearch.errors import QsearchError
 from qsearch.server import create_app
 
@@ -219,11 +221,6 @@ def test_searching_threads_never_see_half_of_a_switch_to_a_rebuilt_index(index, 
     """One engine, four threads searching, while another engine rebuilds the folder with a
     model of another width and back: every search answers from one whole generation (a
     search that encoded with the old model and searched the new vectors used to fail)."""
-    import threading
-    import time
-
-    from qsearch import Encoder
-
     engine, errors, stop = SearchEngine.open(index), [], threading.Event()
 
     def searcher(offset: int) -> None:
