@@ -185,23 +185,30 @@ class Encoder:
             state = np.zeros((dirs, b, h), dtype=np.float32)
             cell = np.zeros((dirs, b, h), dtype=np.float32)
             total = np.zeros((dirs, b, h), dtype=np.float32)
+            gates = np.empty((dirs, b, 4 * h), dtype=np.float32)
+            scratch = np.empty((dirs, b, h), dtype=np.float32)
             out = None if last else np.zeros((b, t_max, dirs * h), dtype=np.float32)
+            k = -1
             for t in range(t_max):
-                k = active[t]
-                gates = np.matmul(state[:, :k], w_hh)
-                gates += inputs[:, t, :k]
-                np.tanh(gates, out=gates)
-                ifo = gates[:, :, : 3 * h] * 0.5
+                if active[t] != k:  # fewer rows from here on: new views (a handful per batch)
+                    k = active[t]
+                    st, c, g, tmp, tot = state[:, :k], cell[:, :k], gates[:, :k], scratch[:, :k], total[:, :k]
+                    ifo, i_g, f_g, o_g, g_g = g[:, :, : 3 * h], g[:, :, :h], g[:, :, h : 2 * h], g[:, :, 2 * h : 3 * h], g[:, :, 3 * h :]
+                np.matmul(st, w_hh, out=g)
+                g += inputs[:, t, :k]
+                np.tanh(g, out=g)
+                ifo *= 0.5
                 ifo += 0.5
-                c = cell[:, :k]
-                c *= ifo[:, :, h : 2 * h]
-                c += ifo[:, :, :h] * gates[:, :, 3 * h :]
-                np.multiply(ifo[:, :, 2 * h :], np.tanh(c), out=state[:, :k])
+                c *= f_g
+                np.multiply(i_g, g_g, out=tmp)
+                c += tmp
+                np.tanh(c, out=tmp)
+                np.multiply(o_g, tmp, out=st)
                 if last:
-                    total[:, :k] += state[:, :k]
+                    tot += st
                 else:
-                    out[:k, t, :h] = state[0, :k]
+                    out[:k, t, :h] = st[0]
                     if dirs == 2:
-                        out[rowsel[:k, 0], mirrored[:k, t], h:] = state[1, :k]
+                        out[rowsel[:k, 0], mirrored[:k, t], h:] = st[1]
             x = total.transpose(1, 0, 2).reshape(b, dirs * h) if last else out
         return x / lengths[:, None].astype(np.float32)

@@ -131,6 +131,7 @@ class SearchEngine:
         self._write = threading.Lock()
         self._refresh = threading.Lock()
         self._parts = ReadWriteLock()  # generation, manifest, encoder and backend change together
+        self._seen_current: tuple[tuple[int, int, int], str] | None = None
 
     @property
     def read_only(self) -> bool:
@@ -284,8 +285,17 @@ class SearchEngine:
             self.backend.refresh()
 
     def _current(self) -> str:
+        """The live generation's name. CURRENT is only ever replaced (a new inode), so it is
+        read again only when its inode, time or size changed: a stat costs a tenth of a read,
+        and every search asks."""
+        path = self.root / "CURRENT"
         try:
-            return (self.root / "CURRENT").read_text().strip()
+            st = os.stat(path)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            seen = self._seen_current
+            if seen is None or seen[0] != key:
+                seen = self._seen_current = (key, path.read_text().strip())
+            return seen[1]
         except OSError:
             return self.generation.name
 

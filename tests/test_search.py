@@ -229,6 +229,18 @@ def test_pq_refine_is_tuned_to_the_recall_target_and_keeps_it_after_reopening(tm
     again.close()
 
 
+def test_pq_refine_quantises_every_dimension_so_an_odd_width_works():
+    from qsearch import index as vindex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(400, 7)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert vindex.factory(7, "pq-refine") == "IDMap2,PQ7x4fs,RFlat"
+    index = vindex.new_index(7, "pq-refine", train=vectors)
+    index.add_with_ids(vectors, np.arange(100, 500))
+    assert (index.search(vectors, 1)[1][:, 0] == np.arange(100, 500)).all()
+
+
 def test_auto_picks_flat_for_a_small_collection(tmp_path, corpus_questions):
     engine = SearchEngine.build(corpus_questions[:100], path=tmp_path / "auto", index_type="auto")
     assert engine.manifest["index_type"] == "flat" and engine.manifest["requested_index_type"] == "auto"
