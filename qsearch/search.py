@@ -338,12 +338,19 @@ class SearchEngine:
         with self._parts.reading():
             return self.search_vectors(self.encoder.encode(questions), k, threshold)
 
-    def search_vectors(self, vectors: np.ndarray, k: int, threshold: float | None = None) -> list[list[Match]]:
-        """The ``k`` nearest known questions for each of ``vectors`` (already encoded by this model)."""
+    def search_vectors(
+        self, vectors: np.ndarray, k: int, threshold: float | None = None, encoded_by: Encoder | None = None
+    ) -> list[list[Match]]:
+        """The ``k`` nearest known questions for each of ``vectors`` (already encoded by this model).
+
+        ``encoded_by``: the encoder that made ``vectors``, when it was taken from ``self.encoder``
+        earlier; if the engine has since followed a rebuild to another model, the vectors would
+        be searched in the wrong space, so that is an error (even at the same width).
+        """
         _check_k(k)
         threshold = check_threshold(threshold)
         with self._parts.reading():
-            if vectors.shape[1] != self.encoder.dim:
+            if vectors.shape[1] != self.encoder.dim or (encoded_by is not None and encoded_by is not self.encoder):
                 raise QsearchError(f"the index at {self.root} was rebuilt with another model meanwhile; try again")
             threshold = self.threshold if threshold is None else threshold
             return [[Match(i, text, s, s > threshold) for i, s, text in row] for row in self.backend.search(vectors, k)]

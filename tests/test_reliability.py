@@ -243,3 +243,22 @@ def test_searching_threads_never_see_half_of_a_switch_to_a_rebuilt_index(index, 
     for t in threads:
         t.join(timeout=60)
     assert errors == [] and engine.encoder.dim == models[1].dim and len(engine) == 150
+
+
+def test_vectors_encoded_before_a_rebuild_with_another_model_of_the_same_width_are_refused(index, corpus_questions):
+    """The upload path encodes first and searches after: if the engine followed a rebuild in
+    between, the old model's vectors must not be searched among the new model's, even at the
+    same width (a retrained model would pass a width check and answer nonsense)."""
+    import pandas as pd
+
+    from qsearch.dedup import dedup
+
+    engine = SearchEngine.open(index)
+    stale = engine.encoder
+    SearchEngine.build(corpus_questions[:150], encoder=Encoder.load(), path=index).close()  # same model folder, a new generation
+    engine.refresh()
+    assert engine.encoder is not stale and engine.encoder.dim == stale.dim
+    rows = pd.DataFrame({"question": corpus_questions[:3]})
+    with pytest.raises(QsearchError, match="rebuilt with another model meanwhile"):
+        dedup(rows, "question", stale, against=engine)
+    assert dedup(rows, "question", engine.encoder, against=engine).rows["index_id"].notna().all()
