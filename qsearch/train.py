@@ -85,10 +85,10 @@ class _Data:
     ids: dict[str, list]  # each of them (and each teacher copy) tokenized once
     pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b)
     negatives: list[tuple]
-    copies: list[str] = field(default_factory=list)  # changed questions the teacher encoded too
+    copies: list[str] = field(default_factory=list)  # changed questions (then single words) the teacher encoded too
 
     def distilled(self, n: int) -> str:
-        """Row ``n`` of the teacher's table: the questions, then the copies."""
+        """Row ``n`` of the teacher's table: the questions, then the copies and words."""
         return self.questions[n] if n < len(self.questions) else self.copies[n - len(self.questions)]
 
 
@@ -274,7 +274,7 @@ def train(
     if teacher is not None:
         t0 = time.perf_counter()
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
-        if config.word_init or config.teacher_copies:
+        if config.word_init or config.teacher_copies or config.distill_words:
             words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
         if config.word_init:
             init = initial_embeddings(data.vocab, words, mcfg.embed_dim, rng)
@@ -284,6 +284,12 @@ def train(
             data.copies = teacher_copies(data.questions, config.teacher_copies, near, np.random.default_rng(config.seed + 1))
             data.ids.update((c, data.vocab.ids(c, mcfg.max_len)) for c in data.copies)
             vectors = np.concatenate([vectors, cached_encode(teacher, data.copies, "copies", cache_dir, log, progress)])
+        if config.distill_words:
+            pick = np.sort(np.random.default_rng(config.seed + 2).choice(len(words), int(config.distill_words * len(words)), replace=False))
+            alone = [data.vocab.tokens[2 + n] for n in pick]
+            data.copies += alone
+            data.ids.update((w, data.vocab.ids(w, mcfg.max_len)) for w in alone)
+            vectors = np.concatenate([vectors, words[pick]])
         vectors = torch.from_numpy(vectors).to(device)
         teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
         if config.distill == "projection":

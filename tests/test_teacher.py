@@ -151,6 +151,18 @@ def test_training_with_teacher_copies_has_the_teacher_encode_them_and_distils_th
     assert steps == (encoded["questions"] + encoded["copies"]) // 64
 
 
+def test_distilled_words_join_the_distillation_stage_as_one_word_questions(pairs_slice, tmp_path):
+    counts = {}
+    for share in (0.0, 0.5):
+        lines = []
+        train(tiny_config(pairs_slice, teacher_copies=0.0, word_init=False, distill_words=share), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+        encoded = {m[2]: int(m[1]) for m in (re.search(r"(?:encoded|vectors of) (\d+) (\w+)", line) for line in lines) if m}
+        counts[share] = (encoded, int(next(line for line in lines if line.startswith("distill:")).split()[4]))
+    (no_words, steps_without), (with_words, steps_with) = counts[0.0], counts[0.5]
+    assert "words" not in no_words and steps_without == no_words["questions"] // 64
+    assert steps_with == (with_words["questions"] + int(0.5 * with_words["words"])) // 64
+
+
 def test_the_kept_epoch_is_the_best_on_the_chosen_validation_measure(pairs_slice, tmp_path):
     for measure in ("recall@1", "roc_auc"):
         config = tiny_config(pairs_slice, epochs=3, patience=5, select=measure)
