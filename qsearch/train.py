@@ -85,11 +85,16 @@ class _Data:
     ids: dict[str, list]  # each of them (and each teacher copy) tokenized once
     pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b)
     negatives: list[tuple]
-    copies: list[str] = field(default_factory=list)  # changed questions (then single words) the teacher encoded too
+    extra: list[str] = field(default_factory=list)  # texts beyond the questions the teacher encoded: changed copies, then single words
+
+    @property
+    def distilled_rows(self) -> int:
+        """Rows of the teacher's table: the questions, then the extra texts."""
+        return len(self.questions) + len(self.extra)
 
     def distilled(self, n: int) -> str:
-        """Row ``n`` of the teacher's table: the questions, then the copies and words."""
-        return self.questions[n] if n < len(self.questions) else self.copies[n - len(self.questions)]
+        """Row ``n`` of the teacher's table."""
+        return self.questions[n] if n < len(self.questions) else self.extra[n - len(self.questions)]
 
 
 def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
@@ -146,7 +151,7 @@ def _distill_batch(data: _Data, config: TrainConfig, rng: np.random.Generator, r
 
 def _distill_batches(data: _Data, config: TrainConfig, rng: np.random.Generator) -> Iterator[list]:
     """One epoch of distillation batches over every question the student may learn from."""
-    order = rng.permutation(len(data.questions) + len(data.copies))
+    order = rng.permutation(data.distilled_rows)
     for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
         yield _distill_batch(data, config, rng, order[start : start + config.batch_size])
 
@@ -281,13 +286,14 @@ def train(
             model.embedding.weight.data.copy_(torch.from_numpy(init))
         if config.teacher_copies:
             near = word_neighbours(data.vocab.tokens[2:NEIGHBOUR_WORDS], words[: NEIGHBOUR_WORDS - 2])
-            data.copies = teacher_copies(data.questions, config.teacher_copies, near, np.random.default_rng(config.seed + 1))
-            data.ids.update((c, data.vocab.ids(c, mcfg.max_len)) for c in data.copies)
-            vectors = np.concatenate([vectors, cached_encode(teacher, data.copies, "copies", cache_dir, log, progress)])
+            copies = teacher_copies(data.questions, config.teacher_copies, near, np.random.default_rng(config.seed + 1))
+            data.extra += copies
+            data.ids.update((c, data.vocab.ids(c, mcfg.max_len)) for c in copies)
+            vectors = np.concatenate([vectors, cached_encode(teacher, copies, "copies", cache_dir, log, progress)])
         if config.distill_words:
             pick = np.sort(np.random.default_rng(config.seed + 2).choice(len(words), int(config.distill_words * len(words)), replace=False))
             alone = [data.vocab.tokens[2 + n] for n in pick]
-            data.copies += alone
+            data.extra += alone
             data.ids.update((w, data.vocab.ids(w, mcfg.max_len)) for w in alone)
             vectors = np.concatenate([vectors, words[pick]])
         vectors = torch.from_numpy(vectors).to(device)
@@ -328,7 +334,7 @@ def train(
         done_here = state.epoch if stage == state.stage else (epochs if state.stage and order.index(stage) < order.index(state.stage) else 0)
         if not epochs or done_here >= epochs or (stage == "train" and state.stopped):
             continue
-        count = len(data.questions) + len(data.copies) if stage == "distill" else len(data.pairs)
+        count = data.distilled_rows if stage == "distill" else len(data.pairs)
         steps = max(1, count // config.batch_size)
         params = [p for p in model.parameters() if p.requires_grad] + (list(head.parameters()) if head is not None else [])
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01, fused=device.type in FUSED_ADAMW)
