@@ -67,6 +67,7 @@ class TrainConfig:
     distill_weight: float = 1.0  # weight of distillation beside the triplet loss
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
     distill_words: float = 0.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions
+    distill_spans: float = 0.0  # with a teacher: share of questions whose random run of words is distilled too
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False
