@@ -93,6 +93,11 @@ def train(
     distill_weight: float = typer.Option(
         _T.distill_weight, min=0.0, help="With a teacher: weight of distillation beside the triplet loss in the triplet stage."
     ),
+    similarity_weight: float = typer.Option(
+        _T.similarity_weight, min=0.0, help="With a teacher: in the triplet stage, weight of matching the teacher's cosines "
+        "between the batch's questions as well (its duplicates included), so the student keeps the teacher's sense of how "
+        "close two questions are, not only where each one lies."
+    ),
     teacher_copies: float = typer.Option(
         _T.teacher_copies, min=0.0, max=1.0, help="With a teacher: share of the questions given a changed copy (a word dropped, "
         "swapped, misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns "
@@ -159,7 +164,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, teacher_copies=teacher_copies, distill_words=distill_words, distill_spans=distill_spans, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, teacher_copies=teacher_copies, distill_words=distill_words, distill_spans=distill_spans, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -190,6 +195,7 @@ def train(
 _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
+    "similarity_weight": "similarity_weight",
     "teacher_copies": "teacher_copies", "distill_words": "distill_words", "distill_spans": "distill_spans", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",

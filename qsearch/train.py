@@ -311,6 +311,8 @@ def train(
         distill_objectives = [(1.0, distiller)]
         if config.distill_weight:
             objectives.append((config.distill_weight, distiller))
+        if config.similarity_weight:
+            objectives.append((config.similarity_weight, SimilarityDistillation(vectors)))
     if config.freeze_embeddings:
         model.embedding.weight.requires_grad_(False)
     manifest = {

@@ -185,6 +185,20 @@ def test_distilled_spans_are_encoded_by_the_teacher_and_join_the_distillation_st
     assert steps == (encoded["questions"] + encoded["spans"]) // 64
 
 
+def test_a_similarity_weight_brings_the_students_cosines_towards_the_teachers_in_the_triplet_stage(pairs_slice, pairs_frame, tmp_path):
+    dups = pairs_frame.head(1500).query("is_duplicate == 1").head(100)
+    texts = dups.question1.tolist() + dups.question2.tolist()
+    teacher = HashTeacher().encode(texts)
+    teacher /= np.maximum(np.linalg.norm(teacher, axis=1, keepdims=True), 1e-9)
+    gaps, lines = {}, []
+    for weight in (0.0, 20.0):
+        config = tiny_config(pairs_slice, distill_epochs=0, distill_weight=0.0, similarity_weight=weight, epochs=3, patience=5)
+        student = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path).encode(texts)
+        gaps[weight] = np.abs(student @ student.T - teacher @ teacher.T).mean()
+    assert [line.endswith("1 x triplet, 1 x ranking, 20 x distill-similarity") for line in lines if line.startswith("train:")] == [False, True]
+    assert gaps[20.0] < 0.9 * gaps[0.0], gaps
+
+
 def test_the_kept_epoch_is_the_best_on_the_chosen_validation_measure(pairs_slice, tmp_path):
     for measure in ("recall@1", "roc_auc"):
         config = tiny_config(pairs_slice, epochs=3, patience=5, select=measure)
