@@ -6,10 +6,6 @@ towards the teacher's vector of the clean question: people type "lern pyhton" an
 python". And as *copies* the teacher reads itself (``teacher_copies``): then the teacher says
 whether the change kept the meaning (a typo, mostly) or not (Chile is not Peru; converting
 Fahrenheit to Celsius is not the reverse), which clean targets alone would teach wrongly.
-
-``question_spans`` cuts a run of words out of a question ("sluggish notebook computer"): with
-the teacher's vector of each span, the student learns what phrases mean, between single words
-and whole questions.
 """
 
 from __future__ import annotations
@@ -95,20 +91,3 @@ def teacher_copies(questions: list[str], share: float, neighbours: dict[str, lis
                 known.add(copy)
                 copies.append(copy)
     return copies
-
-
-def question_spans(questions: list[str], share: float, rng: np.random.Generator) -> list[str]:
-    """For a ``share`` of the questions of four words or more, a run of 2 to n - 1 of their
-    words, for the teacher to encode (none equal to a question or to another span)."""
-    known = set(questions)
-    spans = []
-    for q in questions:
-        words = q.split()
-        if len(words) >= 4 and rng.random() < share:
-            size = int(rng.integers(2, len(words)))
-            start = int(rng.integers(0, len(words) - size + 1))
-            span = " ".join(words[start : start + size])
-            if span not in known:
-                known.add(span)
-                spans.append(span)
-    return spans

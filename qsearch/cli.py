@@ -107,11 +107,6 @@ def train(
         _T.distill_words, min=0.0, max=1.0, help="With a teacher: share of the vocabulary's words that the student also "
         "distils alone, as one-word questions, so what the teacher knows of each word survives training."
     ),
-    distill_spans: float = typer.Option(
-        _T.distill_spans, min=0.0, max=1.0, help="With a teacher: share of the questions from which a random run of "
-        "words ('sluggish notebook computer') is cut, encoded by the teacher (cached) and distilled, so the student "
-        "learns what phrases mean."
-    ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
     lr: float = typer.Option(_T.lr, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
@@ -164,7 +159,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, teacher_copies=teacher_copies, distill_words=distill_words, distill_spans=distill_spans, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, teacher_copies=teacher_copies, distill_words=distill_words, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -196,7 +191,7 @@ _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "similarity_weight": "similarity_weight",
-    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "distill_spans": "distill_spans", "select": "select",
+    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",
 }

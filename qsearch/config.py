@@ -68,7 +68,6 @@ class TrainConfig:
     similarity_weight: float = 0.0  # triplet stage: weight of matching the teacher's in-batch cosines too
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
     distill_words: float = 0.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions
-    distill_spans: float = 0.0  # with a teacher: share of questions whose random run of words is distilled too
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False

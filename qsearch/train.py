@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from qsearch import checkpoint as ckpt
-from qsearch.augment import augment, question_spans, teacher_copies, word_neighbours
+from qsearch.augment import augment, teacher_copies, word_neighbours
 from qsearch.config import DISTILL_KINDS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder
@@ -85,7 +85,7 @@ class _Data:
     ids: dict[str, list]  # each of them (and each teacher copy) tokenized once
     pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b)
     negatives: list[tuple]
-    extra: list[str] = field(default_factory=list)  # texts beyond the questions the teacher encoded: changed copies, single words, spans
+    extra: list[str] = field(default_factory=list)  # texts beyond the questions the teacher encoded: changed copies, then single words
 
     @property
     def distilled_rows(self) -> int:
@@ -296,11 +296,6 @@ def train(
             data.extra += alone
             data.ids.update((w, data.vocab.ids(w, mcfg.max_len)) for w in alone)
             vectors = np.concatenate([vectors, words[pick]])
-        if config.distill_spans:
-            spans = question_spans(data.questions, config.distill_spans, np.random.default_rng(config.seed + 3))
-            data.extra += spans
-            data.ids.update((t, data.vocab.ids(t, mcfg.max_len)) for t in spans)
-            vectors = np.concatenate([vectors, cached_encode(teacher, spans, "spans", cache_dir, log, progress)])
         vectors = torch.from_numpy(vectors).to(device)
         teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
         if config.distill == "projection":

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import HashTeacher, run_cli
-from qsearch.augment import question_spans, teacher_copies, word_neighbours
+from qsearch.augment import teacher_copies, word_neighbours
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
@@ -161,28 +161,6 @@ def test_distilled_words_join_the_distillation_stage_as_one_word_questions(pairs
     (no_words, steps_without), (with_words, steps_with) = counts[0.0], counts[0.5]
     assert "words" not in no_words and steps_without == no_words["questions"] // 64
     assert steps_with == (with_words["questions"] + int(0.5 * with_words["words"])) // 64
-
-
-def test_question_spans_are_runs_of_two_to_all_but_one_of_a_questions_words():
-    questions = ["How do I speed up my old laptop?", "What is your age?", "Why?", "Is it?"]
-    spans = [s for n in range(30) for s in question_spans(questions, 1.0, np.random.default_rng(n))]
-    assert spans and not set(spans) & set(questions)
-    for span in spans:
-        words = span.split()
-        source = next(q.split() for q in questions if span in q)
-        assert 2 <= len(words) < len(source), "a span is shorter than its question and longer than a word"
-        assert any(source[i : i + len(words)] == words for i in range(len(source))), "a span is contiguous"
-    assert all(any(span in q for q in questions[:2]) for span in spans), "questions of fewer than four words give none"
-    assert any(span in questions[1] for span in spans)
-
-
-def test_distilled_spans_are_encoded_by_the_teacher_and_join_the_distillation_stage(pairs_slice, tmp_path):
-    lines = []
-    train(tiny_config(pairs_slice, teacher_copies=0.0, word_init=False, distill_spans=0.5), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
-    encoded = {m[2]: int(m[1]) for m in (re.search(r"encoded (\d+) (\w+) in", line) for line in lines) if m}
-    assert 0.3 * encoded["questions"] < encoded["spans"] < 0.5 * encoded["questions"], "about half the questions give a span"
-    steps = int(next(line for line in lines if line.startswith("distill:")).split()[4])
-    assert steps == (encoded["questions"] + encoded["spans"]) // 64
 
 
 def test_a_similarity_weight_brings_the_students_cosines_towards_the_teachers_in_the_triplet_stage(pairs_slice, pairs_frame, tmp_path):
