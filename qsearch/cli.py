@@ -98,6 +98,11 @@ def train(
         "between the batch's questions as well (its duplicates included), so the student keeps the teacher's sense of how "
         "close two questions are, not only where each one lies."
     ),
+    mined_weight: float = typer.Option(
+        _T.mined_weight, min=0.0, help="In the triplet stage, weight of negatives mined before every epoch from the "
+        "student's own nearest questions (outside the duplicate cluster and, with a teacher, further than the duplicate "
+        "to it too): the near misses that cost Recall@1."
+    ),
     teacher_copies: float = typer.Option(
         _T.teacher_copies, min=0.0, max=1.0, help="With a teacher: share of the questions given a changed copy (a word dropped, "
         "swapped, misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns "
@@ -159,7 +164,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, teacher_copies=teacher_copies, distill_words=distill_words, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, teacher_copies=teacher_copies, distill_words=distill_words, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -190,7 +195,7 @@ def train(
 _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
-    "similarity_weight": "similarity_weight",
+    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight",
     "teacher_copies": "teacher_copies", "distill_words": "distill_words", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",

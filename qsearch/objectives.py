@@ -78,3 +78,47 @@ class ProjectionDistillation:
     def __call__(self, batch: Batch) -> torch.Tensor:
         rows = torch.from_numpy(np.concatenate(batch.rows)).to(self.teacher.device)
         return projection_distillation_loss(self.head(torch.cat(batch.vectors)), self.teacher[rows])
+
+
+class MinedNegatives:
+    """Each anchor should outscore, by the margin, a question the student itself now puts close
+    to it: what Recall@1 counts as a miss. Before every triplet epoch ``refresh`` searches every
+    training and corpus question for each anchor's nearest ``k``; a candidate is used only if it
+    is outside the anchor's duplicate cluster and, with a teacher, the teacher puts it further
+    from the anchor than the anchor's duplicate (so unlabelled duplicates are not pushed away).
+    """
+
+    name = "mined"
+
+    def __init__(self, model: torch.nn.Module, ids: list, clusters: np.ndarray, margin: float, rng: np.random.Generator,
+                 teacher_vectors: torch.Tensor | None = None, k: int = 10, device="cpu"):
+        self.model, self.ids, self.clusters, self.margin, self.rng = model, ids, clusters, margin, rng
+        self.teacher, self.k, self.device = teacher_vectors, k, device
+        self.candidates = np.full((len(ids), k), -1, dtype=np.int64)
+        self.empty = np.array([not x for x in ids] + [True])  # row -1 (no candidate) reads as empty
+
+    def refresh(self, vectors: np.ndarray, anchors: np.ndarray, chunk: int = 2048) -> None:
+        """Nearest ``k`` other questions of each anchor row, by the student's ``vectors`` (unit rows)."""
+        k = min(self.k, len(vectors) - 1)
+        for start in range(0, len(anchors), chunk):
+            rows = anchors[start : start + chunk]
+            scores = vectors[rows] @ vectors.T
+            scores[np.arange(len(rows)), rows] = -np.inf
+            self.candidates[rows, :k] = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        anchors, duplicates = batch.rows
+        cand = self.candidates[anchors]
+        usable = ~self.empty[cand] & (self.clusters[np.maximum(cand, 0)] != self.clusters[anchors][:, None])
+        if self.teacher is not None:
+            t_a = self.teacher[torch.from_numpy(anchors).to(self.teacher.device)]
+            t_pos = (t_a * self.teacher[torch.from_numpy(duplicates).to(self.teacher.device)]).sum(dim=1)
+            t_neg = torch.einsum("bd,bkd->bk", t_a, self.teacher[torch.from_numpy(np.maximum(cand, 0)).to(self.teacher.device)])
+            usable &= (t_neg < t_pos.unsqueeze(1)).cpu().numpy()
+        keep = np.flatnonzero(usable.any(axis=1))
+        if not len(keep):
+            return batch.vectors[0].sum() * 0.0
+        picked = [self.rng.choice(np.flatnonzero(usable[i])) for i in keep]
+        negative = self.model(*batch_tensors([self.ids[cand[i, j]] for i, j in zip(keep, picked)], self.device))
+        a, p = batch.vectors[0][keep], batch.vectors[1][keep]
+        return torch.relu(self.margin - (a * p).sum(dim=1) + (a * negative).sum(dim=1)).sum()

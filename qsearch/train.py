@@ -31,7 +31,7 @@ from qsearch.errors import QsearchError
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, pair_scores, roc_auc
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
-from qsearch.objectives import Batch, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
+from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
 from qsearch.teacher import Teacher, cached_encode, teacher_name
 from qsearch.text import PIECES_NAME, TOKENIZER_NAME, Vocabulary, english_words
 from qsearch.word_init import initial_embeddings
@@ -308,6 +308,14 @@ def train(
             objectives.append((config.distill_weight, distiller))
         if config.similarity_weight:
             objectives.append((config.similarity_weight, SimilarityDistillation(vectors)))
+    mined = None
+    if config.mined_weight:
+        clusters = np.full(len(data.questions), -1, dtype=np.int64)
+        for pair in data.pairs:
+            clusters[pair[3]] = clusters[pair[4]] = pair[2]
+        teacher_rows = vectors if teacher is not None else None
+        mined = MinedNegatives(model, [data.ids[q] for q in data.questions], clusters, config.margin, rng, teacher_rows, device=device)
+        objectives.append((config.mined_weight, mined))
     if config.freeze_embeddings:
         model.embedding.weight.requires_grad_(False)
     manifest = {
@@ -350,6 +358,9 @@ def train(
             if stage == "distill":
                 batches = _distill_batches(data, config, rng)
             else:
+                if mined is not None:
+                    current = Encoder(manifest, data.vocab, model.numpy_weights())
+                    mined.refresh(current.encode(data.questions), np.unique([p[3] for p in data.pairs]))
                 batches = _make_batches(data.pairs, config.batch_size, rng)
             if progress:
                 batches = progress(batches, steps, f"{stage} epoch {epoch}")

@@ -190,3 +190,32 @@ def test_the_kept_epoch_is_the_best_on_the_chosen_validation_measure(pairs_slice
 def test_an_unknown_selection_measure_is_a_clear_error(pairs_slice):
     with pytest.raises(QsearchError, match="unknown selection measure"):
         train(tiny_config(pairs_slice, select="accuracy"), log=lambda m: None)
+
+
+def test_a_mined_negative_is_a_near_question_outside_the_cluster_that_the_teacher_also_puts_further_than_the_duplicate():
+    from qsearch.model import LSTMEncoder, batch_tensors
+    from qsearch.objectives import Batch, MinedNegatives
+
+    torch.manual_seed(0)
+    model = LSTMEncoder(ModelConfig(vocab_size=20, dim=8, embed_dim=8)).eval()
+    ids = [[[2], [3]], [[2], [4]], [[2], [5]], [[6], [7]], [[8], [9]], []]  # tokens, each its list of piece ids
+    clusters = np.array([0, 0, 0, -1, -1, -1])  # rows 0-2: one duplicate cluster (2 is a transitive duplicate)
+    teacher = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.9, 0.1, 0.0], [0.95, 0.0, 0.3], [0.2, 0.0, 1.0], [0.0, 1.0, 0.0]]), dim=1)
+    mined = MinedNegatives(model, ids, clusters, 0.25, np.random.default_rng(0), teacher, k=5)
+    mined.refresh(np.full((6, 4), 0.5, dtype=np.float32), np.array([0]))
+    assert sorted(mined.candidates[0]) == [1, 2, 3, 4, 5], "every other question is equally near"
+    with torch.no_grad():
+        a, p, n = (model(*batch_tensors([ids[r]], "cpu")) for r in (0, 1, 4))
+        expected = torch.relu(0.25 - (a * p).sum() + (a * n).sum()).item()
+        for seed in range(10):  # the pick among usable candidates is random: it must be 4 every time
+            mined.rng = np.random.default_rng(seed)
+            loss = mined(Batch([a, p], [np.array([0]), np.array([1])]))
+            # 1 and 2 share the cluster, 3 is closer than the duplicate to the teacher, 5 has no tokens
+            assert loss.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_mined_negatives_join_the_triplet_stage(pairs_slice, tmp_path):
+    lines = []
+    train(tiny_config(pairs_slice, mined_weight=0.5), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert any(line.startswith("train:") and line.endswith("0.5 x mined") for line in lines), lines
