@@ -1,8 +1,9 @@
 """What a training step minimises: a weighted sum of objectives, each a small callable.
 
 An objective turns a ``Batch`` (the student's vectors for the batch, and where each question
-sits in the teacher's table) into a loss tensor. The triplet stage sums triplet, ranking and
-(with a teacher) distillation; the distillation stage uses distillation alone.
+sits in the teacher's table) into a loss tensor. The triplet stage sums triplet, ranking, (with
+a teacher) distillation and, when asked for, mined negatives; the distillation stage uses
+distillation alone.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from qsearch.augment import teacher_copies, word_neighbours
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
+from qsearch.model import LSTMEncoder, batch_tensors
+from qsearch.objectives import Batch, MinedNegatives
 from qsearch.teacher import cached_encode
 from qsearch.text import Vocabulary
 from qsearch.train import train
@@ -193,9 +195,6 @@ def test_an_unknown_selection_measure_is_a_clear_error(pairs_slice):
 
 
 def test_a_mined_negative_is_a_near_question_outside_the_cluster_that_the_teacher_also_puts_further_than_the_duplicate():
-    from qsearch.model import LSTMEncoder, batch_tensors
-    from qsearch.objectives import Batch, MinedNegatives
-
     torch.manual_seed(0)
     model = LSTMEncoder(ModelConfig(vocab_size=20, dim=8, embed_dim=8)).eval()
     ids = [[[2], [3]], [[2], [4]], [[2], [5]], [[6], [7]], [[8], [9]], []]  # tokens, each its list of piece ids
