@@ -147,11 +147,16 @@ def duplicate_retrieval(encoder: Encoder, pool: list[str], first: list[str], sec
         return retrieval_metrics(np.zeros((0, k), dtype=np.int64), [])
     vectors, asked = encoder.encode(texts), encoder.encode(queries)
     ranked = np.empty((len(queries), k), dtype=np.int64)
-    for start in range(0, len(queries), 256):
-        scores = asked[start : start + 256] @ vectors.T
-        for row, q in enumerate(queries[start : start + 256]):
-            scores[row, position[q]] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    for start, top, scores in nearest(asked, vectors, np.array([position[q] for q in queries]), k):
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        ranked[start : start + 256] = np.take_along_axis(top, order, axis=1)
+        ranked[start : start + len(top)] = np.take_along_axis(top, order, axis=1)
     return retrieval_metrics(ranked, [relevant[q] for q in queries])
+
+
+def nearest(asked: np.ndarray, vectors: np.ndarray, own: np.ndarray, k: int, chunk: int = 256):
+    """Exact search in chunks of ``asked`` rows, each row's ``own`` entry of ``vectors`` left out:
+    yields (first row, the chunk's k best columns in no order, the chunk's scores)."""
+    for start in range(0, len(asked), chunk):
+        scores = asked[start : start + chunk] @ vectors.T
+        scores[np.arange(len(scores)), own[start : start + chunk]] = -np.inf
+        yield start, np.argpartition(-scores, k - 1, axis=1)[:, :k], scores

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qsearch.evaluate import nearest
 from qsearch.loss import batch_hard_triplet_loss, pair_ranking_loss, projection_distillation_loss, similarity_distillation_loss
 from qsearch.model import batch_tensors
 
@@ -101,11 +102,8 @@ class MinedNegatives:
     def refresh(self, vectors: np.ndarray, anchors: np.ndarray, chunk: int = 2048) -> None:
         """Nearest ``k`` other questions of each anchor row, by the student's ``vectors`` (unit rows)."""
         k = min(self.k, len(vectors) - 1)
-        for start in range(0, len(anchors), chunk):
-            rows = anchors[start : start + chunk]
-            scores = vectors[rows] @ vectors.T
-            scores[np.arange(len(rows)), rows] = -np.inf
-            self.candidates[rows, :k] = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        for start, top, _ in nearest(vectors[anchors], vectors, anchors, k, chunk):
+            self.candidates[anchors[start : start + len(top)], :k] = top
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         anchors, duplicates = batch.rows
