@@ -18,7 +18,7 @@ class ModelConfig:
 
     vocab_size: int = 0
     embed_dim: int = 192
-    dim: int = 128
+    dim: int = 192
     layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.1

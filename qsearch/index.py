@@ -2,13 +2,13 @@
 
 Cosine similarity is the inner product of L2-normalised vectors. Types (``--index-type``):
 
-- ``flat``: exact search, linear in the corpus (about 2.5 ms a query at 65k questions).
+- ``flat``: exact search, linear in the corpus (2 to 3 ms a query at 65k questions).
 - ``pq-refine``: a 4-bit fast-scan first pass, one sub-quantiser per dimension (8x smaller
-  than the vectors), then exact re-scoring of ``k_factor`` x k candidates: about 0.3 ms at
+  than the vectors), then exact re-scoring of ``k_factor`` x k candidates: about 0.5 ms at
   65k, with recall@10 against exact search of 1.000 on the bundled corpus
   (benchmarks/search_bench.py). Half as many sub-quantisers (two dimensions each) scan
-  faster but rank so roughly that tuning for recall 1.0 chose k_factor 128 for the bundled
-  model, against 16 now, and the re-scoring cost more than the scan saved.
+  faster but rank so roughly that tuning for recall 1.0 chose k_factor 128 for a 128-wide
+  model, against 16 with one per dimension, and the re-scoring cost more than the scan saved.
 - ``hnsw``: an HNSW32 graph; under a millisecond at large sizes, approximate.
 - ``auto``: flat below 20k questions, pq-refine below 500k, hnsw above.
 

@@ -80,7 +80,7 @@ def test_long_questions_are_truncated_and_odd_ones_encode(tiny_model):
 
 def test_default_model_loads_without_arguments():
     encoder = Encoder.load()
-    assert encoder.dim == 128 and 0 < encoder.threshold < 1
+    assert encoder.dim == ModelConfig().dim and 0 < encoder.threshold < 1
 
 
 def test_a_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
