@@ -1,10 +1,12 @@
+from dataclasses import fields, replace
+
 import numpy as np
 import pytest
 import torch
 
 from qsearch import Encoder
 from qsearch.errors import QsearchError
-from qsearch.config import ModelConfig
+from qsearch.config import ModelConfig, TrainConfig
 from qsearch.model import LSTMEncoder, batch_tensors
 
 
@@ -81,6 +83,17 @@ def test_long_questions_are_truncated_and_odd_ones_encode(tiny_model):
 def test_default_model_loads_without_arguments():
     encoder = Encoder.load()
     assert encoder.dim == ModelConfig().dim and 0 < encoder.threshold < 1
+
+
+def test_the_bundled_model_is_what_the_default_recipe_trains():
+    """The README says `qsearch train --teacher minilm` with every option at its default writes
+    the bundled model: its recorded shape and recipe must be today's defaults."""
+    manifest = Encoder.load().manifest
+    defaults = TrainConfig()
+    recipe = {f.name: getattr(defaults, f.name) for f in fields(TrainConfig) if f.name not in ("data", "corpus", "model", "threads")}
+    assert {name: manifest["training"][name] for name in recipe} == recipe
+    assert ModelConfig.from_dict(manifest["model"]) == replace(defaults.model, vocab_size=manifest["model"]["vocab_size"])
+    assert manifest["training"]["teacher"]["name"] == "all-MiniLM-L6-v2"
 
 
 def test_a_folder_that_is_not_a_model_is_a_clear_error(tmp_path):
