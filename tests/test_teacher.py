@@ -146,7 +146,7 @@ def test_teacher_copies_change_one_word_and_repeat_no_question():
 
 def test_training_with_teacher_copies_has_the_teacher_encode_them_and_distils_them_too(pairs_slice, tmp_path):
     lines = []
-    train(tiny_config(pairs_slice, teacher_copies=1.0, english_words=0), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    train(tiny_config(pairs_slice, teacher_copies=1.0, english_words=0, distill_words=0.0), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
     encoded = {m[2]: int(m[1]) for m in (re.search(r"encoded (\d+) (\w+) in", line) for line in lines) if m}
     assert 0 < encoded["copies"] <= encoded["questions"], lines
     steps = int(next(line for line in lines if line.startswith("distill:")).split()[4])
