@@ -1,0 +1,106 @@
+"""Would ranking with a hubness correction find duplicates better? A measurement, not a feature.
+
+Some indexed questions ("hubs") sit close to very many others and crowd the top of unrelated
+searches. CSLS (Conneau et al., 2018, "Word translation without parallel data") ranks a known
+question d for a query q by cos(q, d) - beta * r(d), where r(d) is the mean cosine of d to its
+10 nearest other indexed questions; beta = 0.5 is CSLS's own weighting (2cos - r(q) - r(d),
+with r(q) the same for every candidate). This script measures Recall@1/@10 and MRR@10 of the
+validation and test duplicates against the bundled corpus (as benchmarks/compare.py does) for
+several beta, exact search, the bundled model unless --model says otherwise. beta = 0 is
+today's search. A last row replaces r(d) by a linear fit of it on d, which would need
+nothing stored. Read validation to choose; test is printed for the record.
+
+    python benchmarks/hubness.py
+    python benchmarks/hubness.py --model models/mine
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import faiss
+import numpy as np
+
+from common import machine, save
+from qsearch import Encoder
+from qsearch.data import default_questions, load_pairs, split_pairs
+from qsearch.evaluate import duplicate_partners, retrieval_metrics
+from qsearch.paths import DEFAULT_PAIRS
+
+BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def hubness(vectors: np.ndarray, neighbours: int) -> np.ndarray:
+    """Each vector's mean inner product with its ``neighbours`` nearest other vectors (exact)."""
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    scores, ids = index.search(vectors, neighbours + 1)
+    own = ids == np.arange(len(vectors))[:, None]
+    others = np.where(own, np.nan, scores)
+    return np.array([row[~np.isnan(row)][:neighbours].mean() for row in others], dtype=np.float32)
+
+
+def linear_fit(vectors: np.ndarray, hub: np.ndarray) -> np.ndarray:
+    """r(d) predicted by a ridge fit of r on d: what a fixed shift of the query could do, with nothing stored."""
+    design = np.hstack([vectors, np.ones((len(vectors), 1), np.float32)]).astype(np.float64)
+    weights = np.linalg.solve(design.T @ design + 1e-3 * np.eye(design.shape[1]), design.T @ hub)
+    return (design @ weights).astype(np.float32)
+
+
+def recall_by_beta(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray, hubs: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Retrieval metrics of one part's duplicates for each r(d) and beta (each query's own entry left out)."""
+    position = {t: i for i, t in enumerate(corpus)}
+    dups = part[part["is_duplicate"] == 1]
+    relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), position)
+    queries = list(relevant)
+    scores = encoder.encode(queries) @ vectors.T
+    own = np.array([position.get(q, -1) for q in queries])
+    found = own >= 0
+    scores[np.arange(len(queries))[found], own[found]] = -np.inf
+    out = {}
+    for kind, hub in hubs.items():
+        for beta in BETAS if kind == "exact" else (0.5,):
+            ranking = scores - beta * hub[None, :]
+            top = np.argpartition(-ranking, 9, axis=1)[:, :10]
+            ranked = np.take_along_axis(top, np.argsort(-np.take_along_axis(ranking, top, axis=1), axis=1), axis=1)
+            out[f"{kind} {beta}"] = retrieval_metrics(ranked, [relevant[q] for q in queries])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--neighbours", type=int, default=10, help="neighbours that define r(d)")
+    args = parser.parse_args()
+
+    encoder = Encoder.load(args.model) if args.model else Encoder.load()
+    parts = split_pairs(load_pairs(DEFAULT_PAIRS).frame)
+    corpus = list(dict.fromkeys(t.strip() for t in default_questions() if t.strip()))
+    start = time.perf_counter()
+    vectors = encoder.encode(corpus)
+    hub = hubness(vectors, args.neighbours)
+    seconds = time.perf_counter() - start
+    print(f"{len(corpus):,} questions encoded and their hubness measured in {seconds:.1f} s; "
+          f"r(d): mean {hub.mean():.3f}, 5th-95th percentile {np.percentile(hub, 5):.3f}-{np.percentile(hub, 95):.3f}")
+    hubs = {"exact": hub, "linear": linear_fit(vectors, hub)}
+    results = {}
+    print(f"{'part':<11}{'r(d), beta':>12}{'Recall@1':>10}{'Recall@10':>11}{'MRR@10':>8}")
+    for name in ("validation", "test"):
+        results[name] = recall_by_beta(encoder, parts[name], corpus, vectors, hubs)
+        for row, m in results[name].items():
+            print(f"{name:<11}{row:>12}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
+    save("hubness", {
+        "machine": machine(), "model": encoder.name, "questions": len(corpus), "neighbours": args.neighbours,
+        "seconds": round(seconds, 1), "results": results,
+    })
+
+
+if __name__ == "__main__":
+    main()
