@@ -1,14 +1,15 @@
-"""Would ranking with a hubness correction find duplicates better? A measurement, not a feature.
+"""What ranking with a hubness correction (``qsearch.hubness``, used by search) gains, by beta.
 
 Some indexed questions ("hubs") sit close to very many others and crowd the top of unrelated
 searches. CSLS (Conneau et al., 2018, "Word translation without parallel data") ranks a known
 question d for a query q by cos(q, d) - beta * r(d), where r(d) is the mean cosine of d to its
 10 nearest other indexed questions; beta = 0.5 is CSLS's own weighting (2cos - r(q) - r(d),
-with r(q) the same for every candidate). This script measures Recall@1/@10 and MRR@10 of the
-validation and test duplicates against the bundled corpus (as benchmarks/compare.py does) for
-several beta, exact search, the bundled model unless --model says otherwise. beta = 0 is
-today's search. A last row replaces r(d) by a linear fit of it on d, which would need
-nothing stored. Read validation to choose; test is printed for the record.
+with r(q) the same for every candidate), and what search uses. This script measures
+Recall@1/@10 and MRR@10 of the validation and test duplicates against the bundled corpus (as
+benchmarks/compare.py does) for several beta, exact search over every question, the bundled
+model unless --model says otherwise. beta = 0 is plain cosine order. A last row replaces r(d)
+by a linear fit of it on d, which would need nothing stored. Read validation to choose; test
+is printed for the record.
 
     python benchmarks/hubness.py
     python benchmarks/hubness.py --model models/mine
@@ -32,19 +33,18 @@ from common import machine, save
 from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import duplicate_partners, retrieval_metrics
+from qsearch.hubness import measure
 from qsearch.paths import DEFAULT_PAIRS
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def hubness(vectors: np.ndarray, neighbours: int) -> np.ndarray:
-    """Each vector's mean inner product with its ``neighbours`` nearest other vectors (exact)."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    scores, ids = index.search(vectors, neighbours + 1)
-    own = ids == np.arange(len(vectors))[:, None]
-    others = np.where(own, np.nan, scores)
-    return np.array([row[~np.isnan(row)][:neighbours].mean() for row in others], dtype=np.float32)
+def hubness(vectors: np.ndarray) -> np.ndarray:
+    """Each vector's r(d), as search measures it at build time, over an exact index."""
+    ids = np.arange(len(vectors), dtype=np.int64)
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    index.add_with_ids(vectors, ids)
+    return measure(index, vectors, ids)
 
 
 def linear_fit(vectors: np.ndarray, hub: np.ndarray) -> np.ndarray:
@@ -77,7 +77,6 @@ def recall_by_beta(encoder: Encoder, part, corpus: list[str], vectors: np.ndarra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
-    parser.add_argument("--neighbours", type=int, default=10, help="neighbours that define r(d)")
     args = parser.parse_args()
 
     encoder = Encoder.load(args.model) if args.model else Encoder.load()
@@ -85,7 +84,7 @@ def main() -> None:
     corpus = list(dict.fromkeys(t.strip() for t in default_questions() if t.strip()))
     start = time.perf_counter()
     vectors = encoder.encode(corpus)
-    hub = hubness(vectors, args.neighbours)
+    hub = hubness(vectors)
     seconds = time.perf_counter() - start
     print(f"{len(corpus):,} questions encoded and their hubness measured in {seconds:.1f} s; "
           f"r(d): mean {hub.mean():.3f}, 5th-95th percentile {np.percentile(hub, 5):.3f}-{np.percentile(hub, 95):.3f}")
@@ -97,7 +96,7 @@ def main() -> None:
         for row, m in results[name].items():
             print(f"{name:<11}{row:>12}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
     save("hubness", {
-        "machine": machine(), "model": encoder.name, "questions": len(corpus), "neighbours": args.neighbours,
+        "machine": machine(), "model": encoder.name, "questions": len(corpus),
         "seconds": round(seconds, 1), "results": results,
     })
 

@@ -28,18 +28,19 @@ def first_seen(keys: list, new: Iterable) -> list[bool]:
 
 
 class QuestionIndex(Protocol):
-    """Texts and unit vectors of the known questions, keyed by integer ids that never change."""
+    """Texts, unit vectors and hubness of the known questions, keyed by integer ids that never change."""
 
     read_only: bool
 
     def __len__(self) -> int:
         """How many questions are stored and searchable."""
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str]]]:
-        """For each vector, up to ``k`` (id, inner product, text), best first."""
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str, float]]]:
+        """For each vector, up to ``k`` (id, inner product, text, hubness), by inner product, best first."""
 
-    def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
-        """Store the texts not stored yet; return every text's id and whether it was new.
+    def add(self, texts: list[str], vectors: np.ndarray, hubs: list[float]) -> tuple[list[int], list[bool]]:
+        """Store the texts not stored yet, with their hubness (``qsearch.hubness``); return every
+        text's id and whether it was new.
 
         Durable when it returns: an acknowledged question survives a killed process.
         """

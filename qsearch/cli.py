@@ -343,6 +343,10 @@ def query(
 ) -> None:
     """The nearest known questions, those above the threshold marked as duplicates.
 
+    Each line shows the cosine. The order is cosine less half the neighbour's hubness (its
+    mean cosine to its 10 nearest questions), which puts the right duplicate first more often,
+    so a lower cosine can stand above a higher one.
+
     Example: qsearch query "How old are you?" "How do I learn Python?" -k 3 --json
     """
     from qsearch.encoder import Encoder
@@ -425,13 +429,14 @@ def repair(index: Path = IndexOpt) -> None:
     """Rebuild an index's vector file from its store, which holds every question (added ones too).
 
     Opening an index already does this when the vector file is lost or damaged; run it to
-    force a rebuild. Nothing is lost: the texts come from questions.db.
+    force a rebuild, or after many adds, since it also measures every question's hubness
+    again (which search ranks by). Nothing is lost: the texts come from questions.db.
 
     Example: qsearch repair --index indexes/forum
     """
     from qsearch.search import SearchEngine
 
-    typer.echo(f"re-encoded {SearchEngine.repair(index)} questions from the store of {index}")
+    typer.echo(f"re-encoded {SearchEngine.repair(index)} questions from the store of {index} and measured their hubness again")
 
 
 @app.command()

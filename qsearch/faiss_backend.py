@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qsearch import hubness
 from qsearch import index as vindex
 from qsearch.backend import first_seen
 from qsearch.encoder import Encoder
@@ -57,7 +58,6 @@ class FaissIndex:
         An approximate index is tuned to ``recall`` (recall@10 against exact search); the
         chosen parameters and the measured recall are written into ``manifest``.
         """
-        store = Store.create(gen / "questions.db", texts)
         vectors = _encode_all(encoder, texts, progress)
         ids = np.arange(1, len(texts) + 1, dtype=np.int64)
         index = vindex.new_index(encoder.dim, manifest["index_type"], train=vectors)
@@ -66,6 +66,7 @@ class FaissIndex:
         manifest["search_params"] = {k: v for k, v in tuned.items() if k != "recall_at_10"}
         manifest["tuned_recall_at_10"] = tuned["recall_at_10"]
         vindex.apply_params(index, manifest["index_type"], manifest["search_params"])
+        store = Store.create(gen / "questions.db", texts, hubness.measure(index, vectors, ids))
         vindex.save(index, gen / "vectors.faiss")
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cls(gen, manifest, encoder, store, index)
@@ -101,7 +102,7 @@ class FaissIndex:
             problem = "cannot be read"
         if problem is None:
             return index
-        index = FaissIndex._vectors_from_store(manifest, encoder, store)
+        index, _, _ = FaissIndex._vectors_from_store(manifest, encoder, store)
         if not read_only:
             vindex.save(index, path)
         log.warning("%s %s: rebuilt it from the %d questions in questions.db", path, problem, index.ntotal)
@@ -109,16 +110,19 @@ class FaissIndex:
 
     @staticmethod
     def _vectors_from_store(manifest: dict, encoder: Encoder, store: Store):
-        """A new vector index holding every question of the store, encoded again."""
+        """A new vector index holding every question of the store, encoded again; with the vectors and ids."""
         rows = store.all_rows()
         vectors = _encode_all(encoder, [t for _, t in rows])
+        ids = np.array([i for i, _ in rows], dtype=np.int64)
         index = vindex.new_index(manifest["dim"], manifest["index_type"], train=vectors, params=manifest.get("search_params"))
-        index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
-        return index
+        index.add_with_ids(vectors, ids)
+        return index, vectors, ids
 
     def rebuild(self) -> int:
-        """Encode every stored question again into a new vector file (the caller holds the writer lock)."""
-        index = self._vectors_from_store(self.manifest, self.encoder, self.store)
+        """Encode every stored question again into a new vector file and measure every one's
+        hubness again (the caller holds the writer lock)."""
+        index, vectors, ids = self._vectors_from_store(self.manifest, self.encoder, self.store)
+        self.store.set_hubs(ids, hubness.measure(index, vectors, ids))
         vindex.save(index, self.gen / "vectors.faiss")
         with self._lock.writing():
             self.index, self._pending = index, 0
@@ -140,19 +144,19 @@ class FaissIndex:
             if top > self._top:
                 self._add_rows(self.store.rows_after(self._top))
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str]]]:
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str, float]]]:
         if not len(self):
             return [[] for _ in vectors]
         with self._lock.reading():
             scores, ids = self.index.search(vectors, min(k, len(self)))
-        texts = self.store.texts(i for i in ids.ravel() if i >= 0)
+        rows = self.store.texts_and_hubs(i for i in ids.ravel() if i >= 0)
         return [
-            [(int(i), float(s), texts[int(i)]) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)
+            [(int(i), float(s), *rows[int(i)]) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)
         ]
 
-    def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
+    def add(self, texts: list[str], vectors: np.ndarray, hubs: list[float]) -> tuple[list[int], list[bool]]:
         with self._refresh:  # a search's catch-up must not index these rows a second time
-            ids, fresh = self.store.insert_new(texts)
+            ids, fresh = self.store.insert_new(texts, hubs)
             if fresh:
                 row = {i: n for n, i in enumerate(ids)}
                 with self._lock.writing():

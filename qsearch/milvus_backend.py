@@ -1,10 +1,11 @@
 """The distributed backend: questions and vectors in one Milvus collection.
 
 The collection has ``id`` (INT64 primary key), ``vector`` (FLOAT_VECTOR, metric IP, FLAT or
-HNSW) and ``text`` (VARCHAR). A question's id is derived from its text (53 bits of its
-sha256, so that JavaScript reads it exactly; on the rare collision, the next free id), which
-makes an exact repeat a primary-key look-up (milliseconds, where a filter on the text scans
-the collection) and lets replicas on several machines add the same question at once without
+HNSW), ``text`` (VARCHAR) and ``hub`` (FLOAT, the question's hubness: ``qsearch.hubness``).
+A question's id is derived from its text (53 bits of its sha256, so that JavaScript reads it
+exactly; on the rare collision, the next free id), which makes an exact repeat a primary-key
+look-up (milliseconds, where a filter on the text scans the collection) and lets replicas on
+several machines add the same question at once without
 storing it twice (rows are upserted). The model that built it is recorded in the
 collection's properties, so another model is refused. Every read and write uses the Strong
 consistency level: an add acknowledged by one replica is seen by the next request to any
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qsearch import hubness
+from qsearch import index as vindex
 from qsearch.backend import first_seen
 from qsearch.errors import QsearchError
 
@@ -77,6 +80,15 @@ def text_id(text: str) -> int:
 def _next_id(i: int) -> int:
     """The id to try when ``i`` is held by another text (wrapping within ID_BITS)."""
     return i % (2**ID_BITS - 1) + 1
+
+
+def _measure_hubs(vectors: np.ndarray, index_type: str) -> np.ndarray:
+    """Every new question's hubness, measured with a FAISS index of the collection's type in
+    memory: one search per question through Milvus would take far longer."""
+    ids = np.arange(len(vectors), dtype=np.int64)
+    index = vindex.new_index(vectors.shape[1], index_type, train=vectors)
+    index.add_with_ids(vectors, ids)
+    return hubness.measure(index, vectors, ids)
 
 
 def _first_line(error: Exception) -> str:
@@ -152,6 +164,7 @@ class MilvusIndex:
         schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
         schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=int(model["dim"]))
         schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("hub", pymilvus.DataType.FLOAT)
         params = client.prepare_index_params()
         kind, build = INDEX_TYPES[index_type]
         params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=build)
@@ -159,19 +172,22 @@ class MilvusIndex:
             "create_collection", client.create_collection, collection, schema=schema, index_params=params,
             consistency_level=CONSISTENCY, properties={"qsearch.model": json.dumps(model, sort_keys=True)},
         )
-        taken: set[int] = set()
+        vectors = np.zeros((len(texts), int(model["dim"])), dtype=np.float32)
         for start in range(0, len(texts), BATCH):
-            chunk = texts[start : start + BATCH]
-            ids = []
-            for text in chunk:  # a new collection: collisions are resolved here, without asking Milvus
-                i = text_id(text)
-                while i in taken:
-                    i = _next_id(i)
-                taken.add(i)
-                ids.append(i)
-            backend._upsert(ids, chunk, encoder.encode(chunk))
+            vectors[start : start + BATCH] = encoder.encode(texts[start : start + BATCH])
             if progress:
-                progress(start + len(chunk), len(texts))
+                progress(min(start + BATCH, len(texts)), len(texts))
+        ids, taken = [], set()
+        for text in texts:  # a new collection: collisions are resolved here, without asking Milvus
+            i = text_id(text)
+            while i in taken:
+                i = _next_id(i)
+            taken.add(i)
+            ids.append(i)
+        hubs = _measure_hubs(vectors, index_type)
+        for start in range(0, len(texts), BATCH):
+            end = start + BATCH
+            backend._upsert(ids[start:end], texts[start:end], vectors[start:end], hubs[start:end])
         backend._call("flush", client.flush, collection)  # sealed segments search faster than growing ones
         return backend
 
@@ -200,11 +216,11 @@ class MilvusIndex:
             return {}
 
     # ---- using ------------------------------------------------------------------------------
-    def _upsert(self, ids: list[int], texts: list[str], vectors: np.ndarray) -> None:
+    def _upsert(self, ids: list[int], texts: list[str], vectors: np.ndarray, hubs) -> None:
         for t in texts:
             if len(t.encode("utf-8")) > MAX_TEXT_BYTES:
                 raise QsearchError(f"a question of {len(t.encode('utf-8'))} bytes is over Milvus's VARCHAR limit of {MAX_TEXT_BYTES}")
-        rows = [{"id": i, "vector": v.tolist(), "text": t} for i, t, v in zip(ids, texts, vectors)]
+        rows = [{"id": i, "vector": v.tolist(), "text": t, "hub": float(h)} for i, t, v, h in zip(ids, texts, vectors, hubs)]
         self._call("upsert", self.client.upsert, self.collection, rows)
 
     def _locate(self, texts: list[str]) -> tuple[dict[str, int], dict[str, int]]:
@@ -232,14 +248,14 @@ class MilvusIndex:
         )
         return int(rows[0]["count(*)"])
 
-    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str]]]:
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float, str, float]]]:
         if not len(vectors):
             return []
         hits = self._call(
-            "search", self.client.search, self.collection, data=vectors.tolist(), limit=k, output_fields=["text"],
+            "search", self.client.search, self.collection, data=vectors.tolist(), limit=k, output_fields=["text", "hub"],
             search_params={"metric_type": "IP", "params": {"ef": max(self._ef, k)}}, consistency_level=CONSISTENCY,
         )
-        return [[(int(h["id"]), float(h["distance"]), h["entity"]["text"]) for h in row] for row in hits]
+        return [[(int(h["id"]), float(h["distance"]), h["entity"]["text"], float(h["entity"]["hub"])) for h in row] for row in hits]
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         return self._locate(texts)[0]
@@ -251,7 +267,7 @@ class MilvusIndex:
         rows = self._call("get", self.client.get, self.collection, ids=unique, output_fields=["text"])
         return {int(r["id"]): r["text"] for r in rows}
 
-    def add(self, texts: list[str], vectors: np.ndarray) -> tuple[list[int], list[bool]]:
+    def add(self, texts: list[str], vectors: np.ndarray, hubs: list[float]) -> tuple[list[int], list[bool]]:
         """Upsert the texts not stored yet under their ids (the caller holds the folder's writer lock).
 
         Replicas adding the same new text at once write the same row twice, never two rows.
@@ -260,7 +276,7 @@ class MilvusIndex:
             known, free = self._locate(texts)
             if free:
                 row = {t: n for n, t in reversed(list(enumerate(texts)))}
-                self._upsert(list(free.values()), list(free), vectors[[row[t] for t in free]])
+                self._upsert(list(free.values()), list(free), vectors[[row[t] for t in free]], [hubs[row[t]] for t in free])
         ids = {**known, **free}
         return [ids[t] for t in texts], first_seen(texts, free)
 

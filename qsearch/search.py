@@ -9,8 +9,9 @@ Folder layout (``indexes/default/`` by default)::
     .lock              held by writers (build, add)
 
 ``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
-build leaves the previous index working. The engine encodes, checks input and reports;
-the backend (``qsearch.backend``) stores, searches and keeps what it acknowledged.
+build leaves the previous index working. The engine encodes, checks input, ranks
+(``qsearch.hubness``) and reports; the backend (``qsearch.backend``) stores, searches and
+keeps what it acknowledged.
 
 Every search first catches up: a rebuild by another process is followed to the new
 generation, and the backend indexes what other processes committed since.
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qsearch import hubness
 from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
@@ -42,7 +44,7 @@ from qsearch.errors import QsearchError
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_INDEX
 
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2  # 2: every question's hubness is stored beside its text
 MAX_QUESTION_CHARS = 10_000
 log = logging.getLogger("qsearch")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -343,17 +345,24 @@ class SearchEngine:
     ) -> list[list[Match]]:
         """The ``k`` nearest known questions for each of ``vectors`` (already encoded by this model).
 
-        ``encoded_by``: the encoder that made ``vectors``, when it was taken from ``self.encoder``
-        earlier; if the engine has since followed a rebuild to another model, the vectors would
-        be searched in the wrong space, so that is an error (even at the same width).
+        Ranked by cosine less half the neighbour's hubness (``qsearch.hubness``: a question
+        close to very many others is not every query's best match); the scores reported and
+        the verdicts are the plain cosines. ``encoded_by``: the encoder that made ``vectors``,
+        when it was taken from ``self.encoder`` earlier; if the engine has since followed a
+        rebuild to another model, the vectors would be searched in the wrong space, so that is
+        an error (even at the same width).
         """
         _check_k(k)
         threshold = check_threshold(threshold)
         with self._parts.reading():
             if vectors.shape[1] != self.encoder.dim or (encoded_by is not None and encoded_by is not self.encoder):
                 raise QsearchError(f"the index at {self.root} was rebuilt with another model meanwhile; try again")
-            threshold = self.threshold if threshold is None else threshold
-            return [[Match(i, text, s, s > threshold) for i, s, text in row] for row in self.backend.search(vectors, k)]
+            return self._matches(self.backend.search(vectors, hubness.candidates(k)), k, threshold)
+
+    def _matches(self, rows: list[list[tuple]], k: int, threshold: float | None) -> list[list[Match]]:
+        """Each query's best ``k`` rows as matches (see ``search_vectors``)."""
+        threshold = self.threshold if threshold is None else threshold
+        return [[Match(i, text, s, s > threshold) for i, s, text, _ in hubness.rank(row, k)] for row in rows]
 
     def add(self, questions: list[str]) -> list[int]:
         """Add questions (exact repeats of stored ones are not added again); return their ids."""
@@ -381,8 +390,10 @@ class SearchEngine:
             with self._parts.reading():
                 if self._current() != encoded_for or self.generation.name != encoded_for:
                     raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
-                matches = self.search_vectors(vectors, k, threshold) if k else []
-                ids, added = self.backend.add(questions, vectors)
+                rows = self.backend.search(vectors, hubness.candidates(k))
+                matches = self._matches(rows, k, threshold) if k else []
+                hubs = [hubness.hub_of([r[1] for r in row]) for row in rows]
+                ids, added = self.backend.add(questions, vectors, hubs)
         return ids, matches, added
 
     def save(self) -> None:

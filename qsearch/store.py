@@ -59,6 +59,7 @@ class Store:
     def check(self) -> int:
         """The number of rows, reading the table once: a damaged or foreign file is a clear error."""
         try:
+            self.reader.execute(f"SELECT id, text, hub FROM {TABLE} LIMIT 0")
             return len(self)
         except sqlite3.DatabaseError as e:
             raise self.damaged(e) from None
@@ -72,21 +73,22 @@ class Store:
         return conn
 
     @classmethod
-    def create(cls, path: Path, texts: Iterable[str]) -> "Store":
-        """A new store holding ``texts`` (already unique) with ids 1..n in order."""
+    def create(cls, path: Path, texts: list[str], hubs: np.ndarray) -> "Store":
+        """A new store holding ``texts`` (already unique) with ids 1..n in order, and each one's hubness."""
         import sqlite_utils
 
         store = cls(path, create=True)
         db = sqlite_utils.Database(store.conn)
-        db[TABLE].create({"id": int, "text": str}, pk="id", not_null={"text"})
+        db[TABLE].create({"id": int, "text": str, "hub": float}, pk="id", not_null={"text", "hub"})
         db[TABLE].create_index(["text"], unique=True)
         with store.conn:
             store.conn.execute("BEGIN")
-            db[TABLE].insert_all(({"id": i, "text": t} for i, t in enumerate(texts, 1)), batch_size=10000)
+            rows = ({"id": i, "text": t, "hub": float(h)} for i, (t, h) in enumerate(zip(texts, hubs), 1))
+            db[TABLE].insert_all(rows, batch_size=10000)
         return store
 
-    def insert_new(self, texts: list[str]) -> tuple[list[int], list[int]]:
-        """Insert the texts not stored yet; return (id of every text, ids of the new ones).
+    def insert_new(self, texts: list[str], hubs: list[float]) -> tuple[list[int], list[int]]:
+        """Insert the texts not stored yet, with their hubness; return (id of every text, ids of the new ones).
 
         The caller holds the index's writer lock, so no other writer runs between the look-up
         and the insert; the insert is committed before this returns.
@@ -94,24 +96,34 @@ class Store:
         import sqlite_utils
 
         known = self._ids_of(self.conn, texts)
-        fresh = list(dict.fromkeys(t for t in texts if t not in known))
-        if fresh:
-            sqlite_utils.Database(self.conn)[TABLE].insert_all(({"text": t} for t in fresh), batch_size=10000)
+        hub = {}
+        for t, h in zip(texts, hubs):
+            if t not in known:
+                hub.setdefault(t, float(h))
+        if hub:
+            rows = ({"text": t, "hub": h} for t, h in hub.items())
+            sqlite_utils.Database(self.conn)[TABLE].insert_all(rows, batch_size=10000)
         ids = self._ids_of(self.conn, texts)
-        return [ids[t] for t in texts], [ids[t] for t in fresh]
+        return [ids[t] for t in texts], [ids[t] for t in hub]
+
+    def set_hubs(self, ids: np.ndarray, hubs: np.ndarray) -> None:
+        """Record every question's hubness measured again (``qsearch repair``), in one transaction."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.executemany(f"UPDATE {TABLE} SET hub = ? WHERE id = ?", zip(map(float, hubs), map(int, ids)))
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """Id of each text already stored (exact match)."""
         return self._ids_of(self.reader, texts)
 
     @staticmethod
-    def _rows_where(conn: sqlite3.Connection, column: str, values: Iterable) -> Iterator[tuple[int, str]]:
-        """(id, text) rows whose ``column`` is one of ``values``, 500 parameters a query."""
+    def _rows_where(conn: sqlite3.Connection, column: str, values: Iterable, select: str = "id, text") -> Iterator[tuple]:
+        """(id, text) rows (or the ``select`` columns) whose ``column`` is one of ``values``, 500 parameters a query."""
         unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            yield from conn.execute(f"SELECT id, text FROM {TABLE} WHERE {column} IN ({marks})", chunk)
+            yield from conn.execute(f"SELECT {select} FROM {TABLE} WHERE {column} IN ({marks})", chunk)
 
     @classmethod
     def _ids_of(cls, conn: sqlite3.Connection, texts: list[str]) -> dict[str, int]:
@@ -120,6 +132,11 @@ class Store:
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         """Text of each id."""
         return dict(self._rows_where(self.reader, "id", (int(i) for i in ids)))
+
+    def texts_and_hubs(self, ids: Iterable[int]) -> dict[int, tuple[str, float]]:
+        """(text, hubness) of each id: what a search reports and ranks by."""
+        rows = self._rows_where(self.reader, "id", (int(i) for i in ids), "id, text, hub")
+        return {i: (t, h) for i, t, h in rows}
 
     def rows_missing_from(self, indexed_ids: np.ndarray) -> list[tuple[int, str]]:
         """Rows whose id is not among ``indexed_ids`` (written here, not yet in the vector index)."""

@@ -1,0 +1,78 @@
+"""Search ranks by cosine less half the neighbour's hubness (CSLS); scores and verdicts stay cosines."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from qsearch import SearchEngine
+from qsearch.hubness import HUB_NEIGHBOURS, HUB_WEIGHT, rank
+
+
+def exact_hubs(vectors: np.ndarray) -> np.ndarray:
+    """Each vector's mean cosine to its HUB_NEIGHBOURS nearest others, by brute force."""
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    return np.sort(scores, axis=1)[:, ::-1][:, :HUB_NEIGHBOURS].mean(axis=1)
+
+
+def stored_hubs(engine: SearchEngine) -> dict[str, float]:
+    with sqlite3.connect(engine.generation / "questions.db") as db:
+        return dict(db.execute("SELECT text, hub FROM questions"))
+
+
+@pytest.fixture()
+def engine(tmp_path, corpus_questions):
+    engine = SearchEngine.build(corpus_questions[:200], path=tmp_path / "idx")
+    yield engine
+    engine.close()
+
+
+def test_build_stores_each_questions_mean_cosine_to_its_ten_nearest_others(engine):
+    hubs = stored_hubs(engine)
+    texts = list(hubs)
+    want = exact_hubs(engine.encoder.encode(texts))
+    assert np.allclose([hubs[t] for t in texts], want, atol=1e-5)
+
+
+def test_results_are_ordered_by_cosine_less_half_the_hubness(engine, corpus_questions):
+    hubs = stored_hubs(engine)
+    reordered = 0
+    for question in corpus_questions[200:260]:
+        [matches] = engine.search([question], k=10)
+        ranking = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
+        assert ranking == sorted(ranking, reverse=True)
+        reordered += [m.score for m in matches] != sorted((m.score for m in matches), reverse=True)
+    assert reordered, "on 60 real questions the hubness should change some order"
+
+
+def test_the_reported_scores_and_verdicts_stay_plain_cosines(engine, corpus_questions):
+    question = corpus_questions[300]
+    [matches] = engine.search([question], k=5)
+    vectors = engine.encoder.encode([question] + [m.text for m in matches])
+    cosines = vectors[1:] @ vectors[0]
+    assert np.allclose([m.score for m in matches], cosines, atol=1e-5)
+    assert [m.duplicate for m in matches] == [c > engine.threshold for c in cosines]
+
+
+def test_a_stored_question_asked_again_comes_first_whatever_its_hubness():
+    own, hub_neighbour = (1, 1.0, "q", 0.99), (2, 0.97, "near", 0.2)
+    assert rank([hub_neighbour, own], 2)[0] == own
+
+
+def test_an_added_question_stores_its_hubness_against_the_index_then(engine):
+    before = list(stored_hubs(engine))
+    question = "Which moon of Jupiter has the thickest ice shell?"
+    engine.add([question])
+    vectors = engine.encoder.encode([question] + before)
+    want = np.sort(vectors[1:] @ vectors[0])[::-1][:HUB_NEIGHBOURS].mean()
+    assert stored_hubs(engine)[question] == pytest.approx(want, abs=1e-5)
+
+
+def test_repair_measures_every_hubness_again(engine):
+    with sqlite3.connect(engine.generation / "questions.db") as db:
+        db.execute("UPDATE questions SET hub = 5.0")
+    engine.close()
+    SearchEngine.repair(engine.root)
+    hubs = stored_hubs(engine)
+    assert np.allclose(list(hubs.values()), exact_hubs(engine.encoder.encode(list(hubs))), atol=1e-5)
