@@ -21,7 +21,7 @@ import numpy as np
 
 HUB_NEIGHBOURS = 10
 HUB_WEIGHT = 0.5
-EXTRA_CANDIDATES = 20  # results fetched beyond k, for the reordering to choose from
+EXTRA_CANDIDATES = 10  # results fetched beyond k, for the reordering to choose from
 SAME_QUESTION = 1.0 - 1e-4  # a cosine this high is the query itself, which always stays first
 
 Row = TypeVar("Row", bound=tuple)
