@@ -33,7 +33,7 @@ from common import machine, save
 from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import duplicate_partners, retrieval_metrics
-from qsearch.hubness import measure
+from qsearch.hubness import candidates, measure, rank
 from qsearch.paths import DEFAULT_PAIRS
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -54,8 +54,9 @@ def linear_fit(vectors: np.ndarray, hub: np.ndarray) -> np.ndarray:
     return (design @ weights).astype(np.float32)
 
 
-def recall_by_beta(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray, hubs: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Retrieval metrics of one part's duplicates for each r(d) and beta (each query's own entry left out)."""
+def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> tuple[list[set[int]], np.ndarray]:
+    """One part's duplicates as queries: each one's relevant corpus rows, and its cosine to
+    every corpus question (its own entry, when indexed, at -inf)."""
     position = {t: i for i, t in enumerate(corpus)}
     dups = part[part["is_duplicate"] == 1]
     relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), position)
@@ -64,13 +65,34 @@ def recall_by_beta(encoder: Encoder, part, corpus: list[str], vectors: np.ndarra
     own = np.array([position.get(q, -1) for q in queries])
     found = own >= 0
     scores[np.arange(len(queries))[found], own[found]] = -np.inf
+    return [relevant[q] for q in queries], scores
+
+
+def recall_by_beta(relevant: list[set[int]], scores: np.ndarray, hubs: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Retrieval metrics for each r(d) and beta, every corpus question reordered."""
     out = {}
     for kind, hub in hubs.items():
         for beta in BETAS if kind == "exact" else (0.5,):
             ranking = scores - beta * hub[None, :]
             top = np.argpartition(-ranking, 9, axis=1)[:, :10]
             ranked = np.take_along_axis(top, np.argsort(-np.take_along_axis(ranking, top, axis=1), axis=1), axis=1)
-            out[f"{kind} {beta}"] = retrieval_metrics(ranked, [relevant[q] for q in queries])
+            out[f"{kind} {beta}"] = retrieval_metrics(ranked, relevant)
+    return out
+
+
+def first_results(relevant: list[set[int]], scores: np.ndarray, hub: np.ndarray, threshold: float) -> dict[str, dict]:
+    """How often the first result is marked duplicate (cosine above the threshold) and right or
+    wrong, in cosine order and as search orders it (the nearest ``candidates(5)`` reordered)."""
+    near = np.argsort(-scores, axis=1)[:, : candidates(5)]
+    out = {}
+    for order in ("cosine order", "hubness ranking"):
+        counts = {"marked, right": 0, "marked, wrong": 0, "not marked, right": 0, "not marked, wrong": 0}
+        for rel, row, cols in zip(relevant, scores, near):
+            rows = [(int(i), float(row[i]), None, float(hub[i])) for i in cols]
+            first = rows[0] if order == "cosine order" else rank(rows, 1)[0]
+            marked = "marked" if first[1] > threshold else "not marked"
+            counts[f"{marked}, {'right' if first[0] in rel else 'wrong'}"] += 1
+        out[order] = counts
     return out
 
 
@@ -89,15 +111,21 @@ def main() -> None:
     print(f"{len(corpus):,} questions encoded and their hubness measured in {seconds:.1f} s; "
           f"r(d): mean {hub.mean():.3f}, 5th-95th percentile {np.percentile(hub, 5):.3f}-{np.percentile(hub, 95):.3f}")
     hubs = {"exact": hub, "linear": linear_fit(vectors, hub)}
-    results = {}
+    results, first = {}, {}
     print(f"{'part':<11}{'r(d), beta':>12}{'Recall@1':>10}{'Recall@10':>11}{'MRR@10':>8}")
     for name in ("validation", "test"):
-        results[name] = recall_by_beta(encoder, parts[name], corpus, vectors, hubs)
+        relevant, scores = searches(encoder, parts[name], corpus, vectors)
+        results[name] = recall_by_beta(relevant, scores, hubs)
+        first[name] = first_results(relevant, scores, hub, encoder.threshold)
         for row, m in results[name].items():
             print(f"{name:<11}{row:>12}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
+    print(f"\nfirst result of each search (threshold {encoder.threshold:.4f}; search's own reordering of the nearest {candidates(5)})")
+    for name, orders in first.items():
+        for order, counts in orders.items():
+            print(f"{name:<11}{order:<17}" + "  ".join(f"{k} {v}" for k, v in counts.items()))
     save("hubness", {
         "machine": machine(), "model": encoder.name, "questions": len(corpus),
-        "seconds": round(seconds, 1), "results": results,
+        "seconds": round(seconds, 1), "results": results, "first_result": first,
     })
 
 
