@@ -20,11 +20,13 @@ generation, and the backend indexes what other processes committed since.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import math
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -243,6 +245,7 @@ class SearchEngine:
                 raise QsearchError(f"no index at {root}; {_BUILD_HINT}")
             raise QsearchError(f"{root} is not a qsearch index (no CURRENT file); {_BUILD_HINT}")
         gen = root / (root / "CURRENT").read_text().strip()
+        _refuse_format_1(root, gen)
         manifest = read_manifest(gen / "index.json", "index", INDEX_FORMAT_VERSION, _BUILD_HINT)
         own = Encoder.load(gen / "model")
         if encoder is not None and (
@@ -264,8 +267,13 @@ class SearchEngine:
 
     @classmethod
     def repair(cls, path: Path | str = DEFAULT_INDEX) -> int:
-        """Rebuild the vector file from the store (every text it holds); returns the count."""
+        """Rebuild the vector file from the store (every text it holds) and measure every
+        question's hubness again; returns the count. An index of format 1 (before hubness)
+        is brought up to format 2 on the way, every question kept."""
         root = Path(path)
+        if (root / "CURRENT").exists():
+            with _writer_lock(root):
+                _upgrade_format_1(root / (root / "CURRENT").read_text().strip())
         engine = cls.open(root)
         if not isinstance(engine.backend, FaissIndex):
             engine.close()
@@ -410,6 +418,47 @@ class SearchEngine:
             return
         with self._write, _writer_lock(self.root), self._parts.reading():
             self.backend.close()
+
+
+def _format_1(gen: Path) -> dict | None:
+    """The manifest of a format-1 generation (before hubness was stored), else None."""
+    try:
+        manifest = json.loads((gen / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # read_manifest says what is wrong
+    return manifest if isinstance(manifest, dict) and manifest.get("format_version") == 1 else None
+
+
+def _refuse_format_1(root: Path, gen: Path) -> None:
+    """An index from before hubness: say how to bring it up to date without losing a question."""
+    manifest = _format_1(gen)
+    if manifest is None:
+        return
+    if manifest.get("backend", "faiss") == "milvus":
+        raise QsearchError(
+            f"the index at {root} was built by an older qsearch (format 1, before search ranked by hubness); "
+            f"build it again with `qsearch build-index --backend milvus --index {root}`"
+        )
+    raise QsearchError(
+        f"the index at {root} was built by an older qsearch (format 1, before search ranked by hubness); "
+        f"`qsearch repair --index {root}` brings it up to date and keeps every question"
+    )
+
+
+def _upgrade_format_1(gen: Path) -> None:
+    """Give a format-1 FAISS store its hub column (0 until repair measures it) and mark the
+    generation format 2. The caller holds the writer lock; a second run finds nothing to do."""
+    manifest = _format_1(gen)
+    if manifest is None or manifest.get("backend", "faiss") != "faiss":
+        return
+    try:
+        with sqlite3.connect(gen / "questions.db") as db:
+            if "hub" not in [row[1] for row in db.execute("PRAGMA table_info(questions)")]:
+                db.execute("ALTER TABLE questions ADD COLUMN hub REAL NOT NULL DEFAULT 0")
+    except sqlite3.DatabaseError as e:
+        raise QsearchError(f"{gen / 'questions.db'} cannot be upgraded ({e}); restore it from a backup") from None
+    manifest["format_version"] = INDEX_FORMAT_VERSION
+    write_json(gen / "index.json", manifest)
 
 
 def _milvus_uri(root: Path, uri: str) -> str:

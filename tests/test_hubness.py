@@ -1,11 +1,12 @@
 """Search ranks by cosine less half the neighbour's hubness (CSLS); scores and verdicts stay cosines."""
 
+import json
 import sqlite3
 
 import numpy as np
 import pytest
 
-from qsearch import SearchEngine
+from qsearch import QsearchError, SearchEngine
 from qsearch.hubness import HUB_NEIGHBOURS, HUB_WEIGHT, rank
 
 
@@ -76,3 +77,22 @@ def test_repair_measures_every_hubness_again(engine):
     SearchEngine.repair(engine.root)
     hubs = stored_hubs(engine)
     assert np.allclose(list(hubs.values()), exact_hubs(engine.encoder.encode(list(hubs))), atol=1e-5)
+
+
+def test_an_index_from_before_hubness_is_brought_up_to_date_by_repair_with_every_question(tmp_path, corpus_questions):
+    added = "Which moon of Jupiter has the thickest ice shell?"
+    engine = SearchEngine.build(corpus_questions[:50], path=tmp_path / "old")
+    engine.add([added])
+    engine.close()
+    with sqlite3.connect(engine.generation / "questions.db") as db:  # what format 1 wrote
+        db.execute("ALTER TABLE questions DROP COLUMN hub")
+    manifest = json.loads((engine.generation / "index.json").read_text())
+    (engine.generation / "index.json").write_text(json.dumps({**manifest, "format_version": 1}))
+
+    with pytest.raises(QsearchError, match="qsearch repair --index"):
+        SearchEngine.open(tmp_path / "old")
+    assert SearchEngine.repair(tmp_path / "old") == len(set(corpus_questions[:50])) + 1
+    upgraded = SearchEngine.open(tmp_path / "old")
+    assert upgraded.search([added], k=1)[0][0].text == added
+    hubs = stored_hubs(upgraded)
+    assert np.allclose(list(hubs.values()), exact_hubs(upgraded.encoder.encode(list(hubs))), atol=1e-5)
