@@ -315,8 +315,15 @@ def build_index(
     texts = load_questions(questions, column) if questions else default_questions()
     started = time.perf_counter()
     with tqdm(total=len(texts), unit="q", desc="encoding", file=sys.stderr, leave=False) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            if done >= total:  # what follows encoding takes a while too: say what it is
+                bar.set_description("indexing and measuring each question's hubness")
+
         engine = SearchEngine.build(
-            texts, encoder, index, index_type, progress=lambda done, total: (setattr(bar, "total", total), bar.update(done - bar.n)),
+            texts, encoder, index, index_type, progress=advance,
             source=str(questions) if questions else "bundled data",
             backend=backend, milvus_uri=milvus_uri, collection=collection, milvus_token=milvus_token, recall=recall,
         )
