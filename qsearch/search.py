@@ -245,8 +245,11 @@ class SearchEngine:
                 raise QsearchError(f"no index at {root}; {_BUILD_HINT}")
             raise QsearchError(f"{root} is not a qsearch index (no CURRENT file); {_BUILD_HINT}")
         gen = root / (root / "CURRENT").read_text().strip()
-        _refuse_format_1(root, gen)
-        manifest = read_manifest(gen / "index.json", "index", INDEX_FORMAT_VERSION, _BUILD_HINT)
+        try:
+            manifest = read_manifest(gen / "index.json", "index", INDEX_FORMAT_VERSION, _BUILD_HINT)
+        except QsearchError:
+            _refuse_format_1(root, gen)  # an index from an older qsearch: say how to upgrade it
+            raise
         own = Encoder.load(gen / "model")
         if encoder is not None and (
             encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]
