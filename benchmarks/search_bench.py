@@ -82,7 +82,7 @@ def main() -> None:
             search_times, times, found = [], [], []
             for n, q in enumerate(queries):
                 t0 = time.perf_counter()
-                engine.search_vectors(vectors[n : n + 1], 10)
+                engine.search_vectors(queries[n : n + 1], vectors[n : n + 1], 10)
                 search_times.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 matches = engine.search([q], k=10)

@@ -350,9 +350,11 @@ def query(
 ) -> None:
     """The nearest known questions, those above the threshold marked as duplicates.
 
-    Each line shows the cosine. The order is cosine less half the neighbour's hubness (its
-    mean cosine to its 10 nearest questions), which puts the right duplicate first more often,
-    so a lower cosine can stand above a higher one.
+    Each line shows the cosine. The order is cosine, less half the
+    neighbour's hubness (its mean cosine to its 10 nearest questions), plus
+    0.15 times the rare words the two share (idf-weighted overlap). That puts
+    the right duplicate first more often, so a lower cosine can stand above a
+    higher one.
 
     Example: qsearch query "How old are you?" "How do I learn Python?" -k 3 --json
     """

@@ -94,7 +94,7 @@ def dedup(
     if against is not None:
         best = [None] * len(texts)
         if filled:
-            for i, ms in zip(filled, against.search_vectors(vectors, 1, threshold, encoded_by=encoder)):
+            for i, ms in zip(filled, against.search_vectors([texts[i] for i in filled], vectors, 1, threshold, encoded_by=encoder)):
                 best[i] = ms[0] if ms and ms[0].duplicate else None
         out["index_id"] = pd.array([m.id if m else None for m in best], dtype="Int64")
         out["index_text"] = [m.text if m else "" for m in best]

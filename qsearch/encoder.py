@@ -1,7 +1,8 @@
 """Text -> unit vectors with a trained model folder, in numpy (no torch needed at query time).
 
-A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights, float16) and
-``vocab.txt``. The LSTM runs as in torch (gate order i, f, g, o). The first layer's input
+A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights, float16),
+``vocab.txt`` and, for search's ranking, how many training texts hold each word
+(``qsearch.lexical``; models trained before it have none and rank without it). The LSTM runs as in torch (gate order i, f, g, o). The first layer's input
 projection is linear, so each distinct token of an ``encode`` call is projected once (a token
 made of pieces is the mean of its pieces' projections) and each step gathers its rows, then
 does one small matmul.
@@ -15,6 +16,7 @@ import numpy as np
 
 from qsearch.config import ModelConfig
 from qsearch.errors import QsearchError
+from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_MODEL
 from qsearch.text import Vocabulary
@@ -26,10 +28,11 @@ _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bun
 class Encoder:
     """A trained Siamese LSTM encoder: ``encode(texts)`` gives L2-normalised float32 rows."""
 
-    def __init__(self, manifest: dict, vocab: Vocabulary, weights: dict[str, np.ndarray]):
+    def __init__(self, manifest: dict, vocab: Vocabulary, weights: dict[str, np.ndarray], lexicon: Lexicon | None = None):
         self.manifest = manifest
         self.vocab = vocab
         self.weights = weights
+        self.lexicon = lexicon
         cfg = ModelConfig.from_dict(manifest["model"])
         self.dim: int = cfg.dim
         self.max_len: int = cfg.max_len
@@ -92,19 +95,22 @@ class Encoder:
             raise QsearchError(f"cannot read model in {path}: {e}; {_HINT}") from None
         if vocab.sha256 != manifest["vocab_sha256"]:
             raise QsearchError(f"{path}/vocab.txt does not match its manifest; retrain or restore the model")
+        lexicon = Lexicon.load(path, vocab, manifest["lexicon"]) if "lexicon" in manifest else None
         try:
-            return cls(manifest, vocab, weights)
+            return cls(manifest, vocab, weights, lexicon)
         except KeyError as e:
             raise QsearchError(f"model in {path} lacks weight {e}; {_HINT}") from None
 
     def save(self, path: Path | str) -> None:
-        """Write the folder: float16 weights (half the size, same vectors to ~1e-3), vocab, manifest."""
+        """Write the folder: float16 weights (half the size, same vectors to ~1e-3), vocab, word counts, manifest."""
         from safetensors.numpy import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_file({k: v.astype(np.float16) for k, v in self.weights.items()}, str(path / "model.safetensors"))
         self.vocab.save(path / "vocab.txt")
+        if self.lexicon is not None:
+            self.manifest["lexicon"] = self.lexicon.save(path)
         write_json(path / "model.json", self.manifest)
 
     def token_ids(self, texts: list[str]) -> list[list[tuple[int, ...]]]:

@@ -10,7 +10,7 @@ Folder layout (``indexes/default/`` by default)::
 
 ``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
 build leaves the previous index working. The engine encodes, checks input, ranks
-(``qsearch.hubness``) and reports; the backend (``qsearch.backend``) stores, searches and
+(``qsearch.ranking``) and reports; the backend (``qsearch.backend``) stores, searches and
 keeps what it acknowledged.
 
 Every search first catches up: a rebuild by another process is followed to the new
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsearch import hubness
+from qsearch import hubness, ranking
 from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
@@ -349,16 +349,17 @@ class SearchEngine:
         _check_k(k)
         self.refresh()
         with self._parts.reading():
-            return self.search_vectors(self.encoder.encode(questions), k, threshold)
+            return self.search_vectors(questions, self.encoder.encode(questions), k, threshold)
 
     def search_vectors(
-        self, vectors: np.ndarray, k: int, threshold: float | None = None, encoded_by: Encoder | None = None
+        self, questions: list[str], vectors: np.ndarray, k: int, threshold: float | None = None, encoded_by: Encoder | None = None
     ) -> list[list[Match]]:
-        """The ``k`` nearest known questions for each of ``vectors`` (already encoded by this model).
+        """The ``k`` nearest known questions for each of ``questions``, given their ``vectors``
+        (already encoded by this model).
 
-        Ranked by cosine less half the neighbour's hubness (``qsearch.hubness``: a question
-        close to very many others is not every query's best match); the scores reported and
-        the verdicts are the plain cosines. ``encoded_by``: the encoder that made ``vectors``,
+        Ranked by cosine less half the neighbour's hubness plus a little of the rare words they
+        share (``qsearch.ranking``); the scores reported and the verdicts are the plain
+        cosines. ``encoded_by``: the encoder that made ``vectors``,
         when it was taken from ``self.encoder`` earlier; if the engine has since followed a
         rebuild to another model, the vectors would be searched in the wrong space, so that is
         an error (even at the same width).
@@ -368,12 +369,16 @@ class SearchEngine:
         with self._parts.reading():
             if vectors.shape[1] != self.encoder.dim or (encoded_by is not None and encoded_by is not self.encoder):
                 raise QsearchError(f"the index at {self.root} was rebuilt with another model meanwhile; try again")
-            return self._matches(self.backend.search(vectors, hubness.candidates(k)), k, threshold)
+            return self._matches(questions, self.backend.search(vectors, ranking.candidates(k)), k, threshold)
 
-    def _matches(self, rows: list[list[tuple]], k: int, threshold: float | None) -> list[list[Match]]:
+    def _matches(self, questions: list[str], rows: list[list[tuple]], k: int, threshold: float | None) -> list[list[Match]]:
         """Each query's best ``k`` rows as matches (see ``search_vectors``)."""
         threshold = self.threshold if threshold is None else threshold
-        return [[Match(i, text, s, s > threshold) for i, s, text, _ in hubness.rank(row, k)] for row in rows]
+        lexicon = self.encoder.lexicon
+        return [
+            [Match(i, text, s, s > threshold) for i, s, text, _ in ranking.rank(row, k, ranking.overlaps(lexicon, q, [r[2] for r in row]))]
+            for q, row in zip(questions, rows)
+        ]
 
     def add(self, questions: list[str]) -> list[int]:
         """Add questions (exact repeats of stored ones are not added again); return their ids."""
@@ -401,8 +406,8 @@ class SearchEngine:
             with self._parts.reading():
                 if self._current() != encoded_for or self.generation.name != encoded_for:
                     raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
-                rows = self.backend.search(vectors, hubness.candidates(k))
-                matches = self._matches(rows, k, threshold) if k else []
+                rows = self.backend.search(vectors, ranking.candidates(k))
+                matches = self._matches(questions, rows, k, threshold) if k else []
                 hubs = [hubness.hub_of([r[1] for r in row]) for row in rows]
                 ids, added = self.backend.add(questions, vectors, hubs)
         return ids, matches, added

@@ -29,6 +29,7 @@ from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pair
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder
 from qsearch.errors import QsearchError
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, pair_scores, roc_auc
+from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
@@ -404,7 +405,7 @@ def train(
         "training_seconds": round(time.perf_counter() - started, 1),
         "history": state.history,
     }
-    return Encoder(manifest, data.vocab, state.best_weights)
+    return Encoder(manifest, data.vocab, state.best_weights, Lexicon.count(data.vocab, data.questions))
 
 
 def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:

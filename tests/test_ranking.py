@@ -1,4 +1,5 @@
-"""Search ranks by cosine less half the neighbour's hubness (CSLS); scores and verdicts stay cosines."""
+"""Search ranks by cosine, less half the neighbour's hubness (CSLS), plus a little of the rare
+words they share; the scores and verdicts stay cosines."""
 
 import json
 import sqlite3
@@ -6,8 +7,13 @@ import sqlite3
 import numpy as np
 import pytest
 
-from qsearch import QsearchError, SearchEngine
-from qsearch.hubness import HUB_NEIGHBOURS, HUB_WEIGHT, rank
+from qsearch import Encoder, QsearchError, SearchEngine
+from qsearch.config import ModelConfig, TrainConfig
+from qsearch.data import load_pairs, split_pairs
+from qsearch.hubness import HUB_NEIGHBOURS
+from qsearch.ranking import HUB_WEIGHT, LEXICAL_WEIGHT, rank
+from qsearch.text import tokenize
+from qsearch.train import train
 
 
 def exact_hubs(vectors: np.ndarray) -> np.ndarray:
@@ -36,15 +42,61 @@ def test_build_stores_each_questions_mean_cosine_to_its_ten_nearest_others(engin
     assert np.allclose([hubs[t] for t in texts], want, atol=1e-5)
 
 
-def test_results_are_ordered_by_cosine_less_half_the_hubness(engine, corpus_questions):
-    hubs = stored_hubs(engine)
-    reordered = 0
+def test_results_are_ordered_by_cosine_less_half_the_hubness_plus_shared_rare_words(engine, corpus_questions):
+    hubs, lexicon = stored_hubs(engine), engine.encoder.lexicon
+    by_hub = by_words = 0
     for question in corpus_questions[200:260]:
         [matches] = engine.search([question], k=10)
-        ranking = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
-        assert ranking == sorted(ranking, reverse=True)
-        reordered += [m.score for m in matches] != sorted((m.score for m in matches), reverse=True)
-    assert reordered, "on 60 real questions the hubness should change some order"
+        asked = lexicon.weights(question)
+        words = [lexicon.overlap(asked, lexicon.weights(m.text)) for m in matches]
+        hub_only = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
+        ranking = [h + LEXICAL_WEIGHT * w for h, w in zip(hub_only, words)]
+        assert np.all(np.diff(ranking) <= 1e-6)
+        by_hub += [m.score for m in matches] != sorted((m.score for m in matches), reverse=True)
+        by_words += hub_only != sorted(hub_only, reverse=True)
+    assert by_hub and by_words, "on 60 real questions both terms should change some order"
+
+
+def test_rare_shared_words_weigh_more_than_common_ones():
+    lexicon = Encoder.load().lexicon
+    assert lexicon.idf("dolphins") > lexicon.idf("learn") > lexicon.idf("the") > lexicon.idf("?")
+    assert lexicon.idf("qzxvbnmw") >= lexicon.idf("dolphins"), "a word never seen counts as the rarest"
+    asked = lexicon.weights("Why do dolphins sleep?")
+    assert lexicon.overlap(asked, lexicon.weights("Why do dolphins sleep?")) == pytest.approx(1.0)
+    assert lexicon.overlap(asked, lexicon.weights("How do dolphins breathe?")) > lexicon.overlap(asked, lexicon.weights("Why do people sleep?"))
+    assert lexicon.overlap(asked, lexicon.weights("Cats purr")) == 0.0
+
+
+def test_a_trained_model_counts_the_words_of_its_training_questions_only(tmp_path, pairs_slice):
+    config = TrainConfig(data=pairs_slice, corpus=None, epochs=1, model=ModelConfig(dim=16, embed_dim=16), batch_size=64, threads=1)
+    lexicon = train(config, log=lambda m: None).lexicon
+    parts = split_pairs(load_pairs(pairs_slice).frame)
+    questions = {q.strip() for col in ("question1", "question2") for q in parts["train"][col] if q.strip()}
+    assert lexicon.documents == len(questions)
+    assert lexicon.frequencies[lexicon.vocab.index["?"]] == sum("?" in tokenize(q) for q in questions)
+    word = lexicon.vocab.tokens[100]
+    assert lexicon.frequencies[100] == sum(word in tokenize(q) for q in questions) > 0
+
+
+def test_a_model_without_word_counts_ranks_by_hubness_alone(tmp_path, corpus_questions):
+    old = Encoder.load()
+    old.lexicon = None
+    del old.manifest["lexicon"]
+    old.save(tmp_path / "old-model")
+    assert not (tmp_path / "old-model" / "document_frequency.npy").exists()
+    engine = SearchEngine.build(corpus_questions[:200], Encoder.load(tmp_path / "old-model"), tmp_path / "idx")
+    hubs = stored_hubs(engine)
+    [matches] = engine.search([corpus_questions[250]], k=10)
+    ranking = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
+    assert np.all(np.diff(ranking) <= 1e-6)
+    engine.close()
+
+
+def test_unreadable_word_counts_are_one_clear_error(tmp_path):
+    Encoder.load().save(tmp_path / "model")
+    (tmp_path / "model" / "document_frequency.npy").write_bytes(b"not numpy")
+    with pytest.raises(QsearchError, match="cannot read the document frequencies"):
+        Encoder.load(tmp_path / "model")
 
 
 def test_the_reported_scores_and_verdicts_stay_plain_cosines(engine, corpus_questions):

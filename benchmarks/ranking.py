@@ -1,18 +1,19 @@
-"""What ranking with a hubness correction (``qsearch.hubness``, used by search) gains, by beta.
+"""What search's ranking (``qsearch.ranking``) gains over cosine order, term by term and by weight.
 
 Some indexed questions ("hubs") sit close to very many others and crowd the top of unrelated
 searches. CSLS (Conneau et al., 2018, "Word translation without parallel data") ranks a known
 question d for a query q by cos(q, d) - beta * r(d), where r(d) is the mean cosine of d to its
 10 nearest other indexed questions; beta = 0.5 is CSLS's own weighting (2cos - r(q) - r(d),
-with r(q) the same for every candidate), and what search uses. This script measures
-Recall@1/@10 and MRR@10 of the validation and test duplicates against the bundled corpus (as
-benchmarks/compare.py does) for several beta, exact search over every question, the bundled
-model unless --model says otherwise. beta = 0 is plain cosine order. A last row replaces r(d)
-by a linear fit of it on d, which would need nothing stored. Read validation to choose; test
-is printed for the record.
+with r(q) the same for every candidate). Search then adds gamma times the idf-weighted overlap
+of the two questions' words (``qsearch.lexical``, idf from the model's training texts). This
+script measures Recall@1/@10 and MRR@10 of the validation and test duplicates against the
+bundled corpus (as benchmarks/compare.py does), exact search, the 20 nearest reordered, the
+bundled model unless --model says otherwise: beta with gamma = 0, then gamma with beta = 0.5.
+beta = gamma = 0 is plain cosine order. A last row replaces r(d) by a linear fit of it on d,
+which would need nothing stored. Read validation to choose; test is printed for the record.
 
-    python benchmarks/hubness.py
-    python benchmarks/hubness.py --model models/mine
+    python benchmarks/ranking.py
+    python benchmarks/ranking.py --model models/mine
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ from common import machine, save
 from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import duplicate_partners, retrieval_metrics
-from qsearch.hubness import candidates, measure, rank
+from qsearch.hubness import measure
+from qsearch.lexical import Lexicon
+from qsearch.ranking import candidates, overlaps, rank
 from qsearch.paths import DEFAULT_PAIRS
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+GAMMAS = (0.05, 0.1, 0.15, 0.2, 0.25)
+REORDERED = 20
 
 
 def hubness(vectors: np.ndarray) -> np.ndarray:
@@ -54,9 +59,9 @@ def linear_fit(vectors: np.ndarray, hub: np.ndarray) -> np.ndarray:
     return (design @ weights).astype(np.float32)
 
 
-def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> tuple[list[set[int]], np.ndarray]:
-    """One part's duplicates as queries: each one's relevant corpus rows, and its cosine to
-    every corpus question (its own entry, when indexed, at -inf)."""
+def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> tuple[list[str], list[set[int]], np.ndarray]:
+    """One part's duplicates as queries: the queries, each one's relevant corpus rows, and its
+    cosine to every corpus question (its own entry, when indexed, at -inf)."""
     position = {t: i for i, t in enumerate(corpus)}
     dups = part[part["is_duplicate"] == 1]
     relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), position)
@@ -65,31 +70,38 @@ def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> 
     own = np.array([position.get(q, -1) for q in queries])
     found = own >= 0
     scores[np.arange(len(queries))[found], own[found]] = -np.inf
-    return [relevant[q] for q in queries], scores
+    return queries, [relevant[q] for q in queries], scores
 
 
-def recall_by_beta(relevant: list[set[int]], scores: np.ndarray, hubs: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Retrieval metrics for each r(d) and beta, every corpus question reordered."""
+def recall_by_weight(
+    queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hubs: dict[str, np.ndarray], lexicon: Lexicon | None
+) -> dict[str, dict]:
+    """Retrieval metrics for each r(d), beta and gamma, the ``REORDERED`` nearest reordered."""
+    near = np.argsort(-scores, axis=1)[:, :REORDERED]
+    cos = np.take_along_axis(scores, near, axis=1)
+    words = np.array([overlaps(lexicon, q, [corpus[i] for i in row]) for q, row in zip(queries, near)])
+    rows = [(kind, beta, 0.0) for kind in hubs for beta in (BETAS if kind == "exact" else (0.5,))]
+    rows += [("exact", 0.5, gamma) for gamma in (GAMMAS if lexicon is not None else ())]
     out = {}
-    for kind, hub in hubs.items():
-        for beta in BETAS if kind == "exact" else (0.5,):
-            ranking = scores - beta * hub[None, :]
-            top = np.argpartition(-ranking, 9, axis=1)[:, :10]
-            ranked = np.take_along_axis(top, np.argsort(-np.take_along_axis(ranking, top, axis=1), axis=1), axis=1)
-            out[f"{kind} {beta}"] = retrieval_metrics(ranked, relevant)
+    for kind, beta, gamma in rows:
+        key = cos - beta * hubs[kind][near] + gamma * words
+        ranked = np.take_along_axis(near, np.argsort(-key, axis=1)[:, :10], axis=1)
+        out[f"{kind} {beta} {gamma}"] = retrieval_metrics(ranked, relevant)
     return out
 
 
-def first_results(relevant: list[set[int]], scores: np.ndarray, hub: np.ndarray, threshold: float) -> dict[str, dict]:
+def first_results(
+    queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hub: np.ndarray, lexicon: Lexicon | None, threshold: float
+) -> dict[str, dict]:
     """How often the first result is marked duplicate (cosine above the threshold) and right or
     wrong, in cosine order and as search orders it (the nearest ``candidates(5)`` reordered)."""
     near = np.argsort(-scores, axis=1)[:, : candidates(5)]
     out = {}
-    for order in ("cosine order", "hubness ranking"):
+    for order in ("cosine order", "qsearch's ranking"):
         counts = {"marked, right": 0, "marked, wrong": 0, "not marked, right": 0, "not marked, wrong": 0}
-        for rel, row, cols in zip(relevant, scores, near):
-            rows = [(int(i), float(row[i]), None, float(hub[i])) for i in cols]
-            first = rows[0] if order == "cosine order" else rank(rows, 1)[0]
+        for q, rel, row, cols in zip(queries, relevant, scores, near):
+            rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in cols]
+            first = rows[0] if order == "cosine order" else rank(rows, 1, overlaps(lexicon, q, [r[2] for r in rows]))[0]
             marked = "marked" if first[1] > threshold else "not marked"
             counts[f"{marked}, {'right' if first[0] in rel else 'wrong'}"] += 1
         out[order] = counts
@@ -112,18 +124,20 @@ def main() -> None:
           f"r(d): mean {hub.mean():.3f}, 5th-95th percentile {np.percentile(hub, 5):.3f}-{np.percentile(hub, 95):.3f}")
     hubs = {"exact": hub, "linear": linear_fit(vectors, hub)}
     results, first = {}, {}
-    print(f"{'part':<11}{'r(d), beta':>12}{'Recall@1':>10}{'Recall@10':>11}{'MRR@10':>8}")
+    if encoder.lexicon is None:
+        print(f"{encoder.name} has no word counts (trained before they were kept): gamma rows left out")
+    print(f"{'part':<11}{'r(d), beta, gamma':>19}{'Recall@1':>10}{'Recall@10':>11}{'MRR@10':>8}")
     for name in ("validation", "test"):
-        relevant, scores = searches(encoder, parts[name], corpus, vectors)
-        results[name] = recall_by_beta(relevant, scores, hubs)
-        first[name] = first_results(relevant, scores, hub, encoder.threshold)
+        queries, relevant, scores = searches(encoder, parts[name], corpus, vectors)
+        results[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon)
+        first[name] = first_results(queries, corpus, relevant, scores, hub, encoder.lexicon, encoder.threshold)
         for row, m in results[name].items():
-            print(f"{name:<11}{row:>12}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
+            print(f"{name:<11}{row:>19}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
     print(f"\nfirst result of each search (threshold {encoder.threshold:.4f}; search's own reordering of the nearest {candidates(5)})")
     for name, orders in first.items():
         for order, counts in orders.items():
-            print(f"{name:<11}{order:<17}" + "  ".join(f"{k} {v}" for k, v in counts.items()))
-    save("hubness", {
+            print(f"{name:<11}{order:<19}" + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    save("ranking", {
         "machine": machine(), "model": encoder.name, "questions": len(corpus),
         "seconds": round(seconds, 1), "results": results, "first_result": first,
     })

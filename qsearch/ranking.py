@@ -1,0 +1,52 @@
+"""The order of search results: cosine, less the neighbour's hubness, plus shared rare words.
+
+Search fetches a few more nearest questions than asked (``candidates``) and orders them by
+
+    cos(q, d) - HUB_WEIGHT * hub(d) + LEXICAL_WEIGHT * overlap(q, d)
+
+``hub(d)`` (``qsearch.hubness``) is d's mean cosine to its nearest other questions: a question
+close to very many others is not every query's best match (CSLS, Conneau et al., 2018, whose
+own weight 0.5 was also the best on validation). ``overlap(q, d)`` (``qsearch.lexical``) is the
+idf-weighted cosine of their word sets: duplicates tend to share their rarest words. Both
+weights were chosen on validation searches against the bundled corpus (benchmarks/hubness.py).
+Only the order changes: the scores reported, and the duplicate verdict (cosine above the
+threshold), stay the plain cosines. A question identical to the query always comes first.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from qsearch.hubness import HUB_NEIGHBOURS
+from qsearch.lexical import Lexicon
+
+HUB_WEIGHT = 0.5
+LEXICAL_WEIGHT = 0.15
+EXTRA_CANDIDATES = 10  # results fetched beyond k, for the reordering to choose from
+SAME_QUESTION = 1.0 - 1e-4  # a cosine this high is the query itself, which always stays first
+
+Row = TypeVar("Row", bound=tuple)
+
+
+def candidates(k: int) -> int:
+    """How many nearest questions to fetch so that the best ``k`` after reordering are among them."""
+    return max(k + EXTRA_CANDIDATES, HUB_NEIGHBOURS + 1)
+
+
+def overlaps(lexicon: Lexicon | None, question: str, texts: list[str]) -> list[float]:
+    """The word overlap of ``question`` with each text; zeros for a model without a lexicon."""
+    if lexicon is None:
+        return [0.0] * len(texts)
+    asked = lexicon.weights(question)
+    return [lexicon.overlap(asked, lexicon.weights(t)) for t in texts]
+
+
+def rank(rows: list[Row], k: int, overlap: list[float] | None = None) -> list[Row]:
+    """The best ``k`` of one query's (id, score, text, hub) rows, given each row's word overlap
+    with the query (none: 0): the query's own stored copy first, then by the formula above."""
+    overlap = overlap or [0.0] * len(rows)
+    keyed = sorted(
+        zip(rows, overlap),
+        key=lambda ro: (ro[0][1] < SAME_QUESTION, -(ro[0][1] - HUB_WEIGHT * ro[0][3] + LEXICAL_WEIGHT * ro[1])),
+    )
+    return [row for row, _ in keyed[:k]]
