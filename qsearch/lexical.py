@@ -36,8 +36,9 @@ class Lexicon:
         self.vocab = vocab
         self.frequencies = frequencies.astype(np.int32)
         self.documents = int(documents)
-        self._idf = np.log((documents + 1) / (self.frequencies + 1.0)) + 1.0
-        self._unseen = math.log(documents + 1) + 1.0
+        idf = np.log((documents + 1) / (self.frequencies + 1.0)) + 1.0
+        self._squares: list[float] = (idf * idf).tolist()  # a list: search reads it word by word
+        self._unseen = (math.log(documents + 1) + 1.0) ** 2
 
     @classmethod
     def count(cls, vocab: Vocabulary, texts: Iterable[str]) -> "Lexicon":
@@ -50,18 +51,22 @@ class Lexicon:
     def idf(self, token: str) -> float:
         """The weight of one token: high for rare words, about 1 for "?" and "the"."""
         i = self.vocab.index.get(token)
-        return float(self._idf[i]) if i is not None else self._unseen
+        return math.sqrt(self._squares[i] if i is not None else self._unseen)
 
-    def weights(self, text: str) -> dict[str, float]:
-        """Each distinct token of ``text`` with its idf."""
-        return {t: self.idf(t) for t in set(tokenize(text))}
-
-    def overlap(self, a: dict[str, float], b: dict[str, float]) -> float:
-        """Cosine of two weighted word sets (from ``weights``): 1 for the same words, 0 for none shared."""
-        if not a or not b:
-            return 0.0
-        shared = sum(w * w for t, w in a.items() if t in b)
-        return shared / math.sqrt(sum(w * w for w in a.values()) * sum(w * w for w in b.values()))
+    def overlaps(self, question: str, texts: list[str]) -> list[float]:
+        """The overlap of ``question`` with each text: the cosine of their word sets, each word
+        weighted by its idf; 1 for the same words, 0 for none shared. (On search's hot path:
+        about 8 µs a text.)"""
+        get, squares, unseen = self.vocab.index.get, self._squares, self._unseen
+        asked = {t: squares[i] if (i := get(t)) is not None else unseen for t in set(tokenize(question))}
+        norm = sum(asked.values())
+        out = []
+        for text in texts:
+            words = set(tokenize(text))
+            other = sum([squares[i] if (i := get(t)) is not None else unseen for t in words])
+            shared = sum([asked[t] for t in words if t in asked])
+            out.append(shared / math.sqrt(norm * other) if norm and other else 0.0)
+        return out
 
     def save(self, folder: Path) -> dict:
         """Write the counts into a model folder; returns the manifest entry that names them."""

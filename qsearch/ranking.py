@@ -8,7 +8,7 @@ Search fetches a few more nearest questions than asked (``candidates``) and orde
 close to very many others is not every query's best match (CSLS, Conneau et al., 2018, whose
 own weight 0.5 was also the best on validation). ``overlap(q, d)`` (``qsearch.lexical``) is the
 idf-weighted cosine of their word sets: duplicates tend to share their rarest words. Both
-weights were chosen on validation searches against the bundled corpus (benchmarks/hubness.py).
+weights were chosen on validation searches against the bundled corpus (benchmarks/ranking.py).
 Only the order changes: the scores reported, and the duplicate verdict (cosine above the
 threshold), stay the plain cosines. A question identical to the query always comes first.
 """
@@ -35,10 +35,7 @@ def candidates(k: int) -> int:
 
 def overlaps(lexicon: Lexicon | None, question: str, texts: list[str]) -> list[float]:
     """The word overlap of ``question`` with each text; zeros for a model without a lexicon."""
-    if lexicon is None:
-        return [0.0] * len(texts)
-    asked = lexicon.weights(question)
-    return [lexicon.overlap(asked, lexicon.weights(t)) for t in texts]
+    return lexicon.overlaps(question, texts) if lexicon is not None else [0.0] * len(texts)
 
 
 def rank(rows: list[Row], k: int, overlap: list[float] | None = None) -> list[Row]:

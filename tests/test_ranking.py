@@ -47,8 +47,7 @@ def test_results_are_ordered_by_cosine_less_half_the_hubness_plus_shared_rare_wo
     by_hub = by_words = 0
     for question in corpus_questions[200:260]:
         [matches] = engine.search([question], k=10)
-        asked = lexicon.weights(question)
-        words = [lexicon.overlap(asked, lexicon.weights(m.text)) for m in matches]
+        words = lexicon.overlaps(question, [m.text for m in matches])
         hub_only = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
         ranking = [h + LEXICAL_WEIGHT * w for h, w in zip(hub_only, words)]
         assert np.all(np.diff(ranking) <= 1e-6)
@@ -61,10 +60,12 @@ def test_rare_shared_words_weigh_more_than_common_ones():
     lexicon = Encoder.load().lexicon
     assert lexicon.idf("dolphins") > lexicon.idf("learn") > lexicon.idf("the") > lexicon.idf("?")
     assert lexicon.idf("qzxvbnmw") >= lexicon.idf("dolphins"), "a word never seen counts as the rarest"
-    asked = lexicon.weights("Why do dolphins sleep?")
-    assert lexicon.overlap(asked, lexicon.weights("Why do dolphins sleep?")) == pytest.approx(1.0)
-    assert lexicon.overlap(asked, lexicon.weights("How do dolphins breathe?")) > lexicon.overlap(asked, lexicon.weights("Why do people sleep?"))
-    assert lexicon.overlap(asked, lexicon.weights("Cats purr")) == 0.0
+    same, rare, common, none = lexicon.overlaps(
+        "Why do dolphins sleep?", ["Why do dolphins sleep?", "How do dolphins breathe?", "Why do people sleep?", "Cats purr"]
+    )
+    assert same == pytest.approx(1.0)
+    assert rare > common, "sharing 'dolphins' counts for more than sharing 'why'"
+    assert none == 0.0
 
 
 def test_a_trained_model_counts_the_words_of_its_training_questions_only(tmp_path, pairs_slice):
