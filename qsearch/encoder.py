@@ -109,6 +109,7 @@ class Encoder:
         path.mkdir(parents=True, exist_ok=True)
         save_file({k: v.astype(np.float16) for k, v in self.weights.items()}, str(path / "model.safetensors"))
         self.vocab.save(path / "vocab.txt")
+        self.manifest.pop("lexicon", None)
         if self.lexicon is not None:
             self.manifest["lexicon"] = self.lexicon.save(path)
         write_json(path / "model.json", self.manifest)

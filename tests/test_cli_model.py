@@ -15,7 +15,8 @@ def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64
     assert {"validation", "test"} <= set(manifest["metrics"])
     assert manifest["threshold"] == manifest["metrics"]["validation"]["threshold"]
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors", "vocab.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["document_frequency.npy", "model.json", "model.safetensors", "vocab.txt"]
+    assert manifest["lexicon"]["file"] == "document_frequency.npy" and manifest["lexicon"]["documents"] > 0
 
 
 def test_same_seed_gives_the_same_model(pairs_slice, tmp_path):

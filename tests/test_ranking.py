@@ -82,7 +82,6 @@ def test_a_trained_model_counts_the_words_of_its_training_questions_only(tmp_pat
 def test_a_model_without_word_counts_ranks_by_hubness_alone(tmp_path, corpus_questions):
     old = Encoder.load()
     old.lexicon = None
-    del old.manifest["lexicon"]
     old.save(tmp_path / "old-model")
     assert not (tmp_path / "old-model" / "document_frequency.npy").exists()
     engine = SearchEngine.build(corpus_questions[:200], Encoder.load(tmp_path / "old-model"), tmp_path / "idx")
