@@ -393,6 +393,13 @@ def add(
     before = len(engine)
     ids, matches, added = engine.search_and_add(texts, k, threshold)
     after = len(engine)
+    if engine.hubness_outgrown():
+        fix = f"`qsearch repair --index {index}`" if engine.manifest.get("backend", "faiss") == "faiss" else "`qsearch build-index` again"
+        typer.echo(
+            f"note: {index} holds {after / engine.hubness_measured_for:.1f}x the questions whose hubness was last measured "
+            f"together; search ranks by it, so run {fix} to measure it again",
+            err=True,
+        )
     engine.close()
     if as_json:
         out = [

@@ -48,6 +48,7 @@ from qsearch.paths import DEFAULT_INDEX
 
 INDEX_FORMAT_VERSION = 2  # 2: every question's hubness is stored beside its text
 MAX_QUESTION_CHARS = 10_000
+HUBNESS_OUTGROWN = 1.5  # advise a repair once the index holds this many times the questions last measured together
 log = logging.getLogger("qsearch")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BUILD_HINT = "run `qsearch build-index` (add --index DIR for another folder)"
@@ -285,6 +286,8 @@ class SearchEngine:
             raise QsearchError(f"the index at {root} is read-only (no write permission); repair needs write access")
         with engine._write, _writer_lock(root):
             count = engine.backend.rebuild()
+            engine.manifest["hubness_measured_for"] = count
+            write_json(engine.generation / "index.json", engine.manifest)
         engine.close()
         return count
 
@@ -332,6 +335,17 @@ class SearchEngine:
     @property
     def threshold(self) -> float:
         return self.encoder.threshold
+
+    @property
+    def hubness_measured_for(self) -> int:
+        """How many questions the index held when every one's hubness was last measured (build or repair)."""
+        return int(self.manifest.get("hubness_measured_for", self.manifest["questions_at_build"]))
+
+    def hubness_outgrown(self) -> bool:
+        """Whether the index has grown enough by adds since then (``HUBNESS_OUTGROWN`` times)
+        that the older questions' hubness, measured against fewer neighbours, should be
+        measured again (``repair``)."""
+        return len(self) >= HUBNESS_OUTGROWN * max(self.hubness_measured_for, 1)
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""

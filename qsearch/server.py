@@ -261,12 +261,14 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict:
-        """Liveness, the number of stored questions (all searchable) and the model in use."""
+        """Liveness, the number of stored questions (all searchable), the model in use, and
+        whether adds have grown the index enough that `qsearch repair` should measure hubness again."""
         engine.refresh()
         metrics.QUESTIONS.set(len(engine))
         return {
             "status": "ok", "questions": len(engine), "model": engine.encoder.name, "threshold": engine.threshold,
             "writable": not (read_only or engine.read_only), "needs_key": api_key is not None, "max_dedup": MAX_DEDUP,
+            "hubness_measured_for": engine.hubness_measured_for, "repair_advised": engine.hubness_outgrown(),
         }
 
     @app.get("/metrics", include_in_schema=False)

@@ -15,6 +15,8 @@ from qsearch.ranking import HUB_WEIGHT, LEXICAL_WEIGHT, rank
 from qsearch.text import tokenize
 from qsearch.train import train
 
+from conftest import run_cli
+
 
 def exact_hubs(vectors: np.ndarray) -> np.ndarray:
     """Each vector's mean cosine to its HUB_NEIGHBOURS nearest others, by brute force."""
@@ -148,3 +150,19 @@ def test_an_index_from_before_hubness_is_brought_up_to_date_by_repair_with_every
     assert upgraded.search([added], k=1)[0][0].text == added
     hubs = stored_hubs(upgraded)
     assert np.allclose(list(hubs.values()), exact_hubs(upgraded.encoder.encode(list(hubs))), atol=1e-5)
+
+
+def test_adds_that_grow_the_index_by_half_advise_a_repair_until_it_is_run(tmp_path, corpus_questions):
+    index = tmp_path / "forum"
+    SearchEngine.build(corpus_questions[:20], path=index).close()
+    quiet = run_cli("add", *corpus_questions[20:29], "--index", str(index))
+    assert "repair" not in quiet.stderr, "29 questions, 20 measured together: not yet"
+    grown = run_cli("add", corpus_questions[29], "--index", str(index))
+    assert f"run `qsearch repair --index {index}`" in grown.stderr and "1.5x" in grown.stderr
+    assert grown.stdout.strip().endswith("the index holds 30")
+
+    run_cli("repair", "--index", str(index))
+    engine = SearchEngine.open(index)
+    assert engine.hubness_measured_for == 30 and not engine.hubness_outgrown()
+    engine.close()
+    assert "repair" not in run_cli("add", corpus_questions[30], "--index", str(index)).stderr

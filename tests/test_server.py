@@ -21,6 +21,7 @@ def client(engine):
 def test_health(client, engine):
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["questions"] == len(engine) and body["model"]
+    assert body["hubness_measured_for"] == len(engine) and body["repair_advised"] is False
 
 
 def test_search_one_query(client, corpus_questions):
