@@ -2,10 +2,10 @@
 
 A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights, float16),
 ``vocab.txt`` and, for search's ranking, how many training texts hold each word
-(``qsearch.lexical``; models trained before it have none and rank without it). The LSTM runs as in torch (gate order i, f, g, o). The first layer's input
-projection is linear, so each distinct token of an ``encode`` call is projected once (a token
-made of pieces is the mean of its pieces' projections) and each step gathers its rows, then
-does one small matmul.
+(``qsearch.lexical``; models trained before it have none and rank without it). The LSTM
+runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
+each distinct token of an ``encode`` call is projected once (a token made of pieces is the
+mean of its pieces' projections) and each step gathers its rows, then does one small matmul.
 """
 
 from __future__ import annotations

@@ -380,6 +380,8 @@ class SearchEngine:
         """
         _check_k(k)
         threshold = check_threshold(threshold)
+        if len(questions) != len(vectors):
+            raise ValueError(f"{len(questions)} questions but {len(vectors)} vectors")
         with self._parts.reading():
             if vectors.shape[1] != self.encoder.dim or (encoded_by is not None and encoded_by is not self.encoder):
                 raise QsearchError(f"the index at {self.root} was rebuilt with another model meanwhile; try again")
