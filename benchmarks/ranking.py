@@ -27,29 +27,20 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import faiss
 import numpy as np
 
 from common import machine, save
 from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import duplicate_partners, retrieval_metrics
-from qsearch.hubness import measure
+from qsearch.hubness import measure_vectors
 from qsearch.lexical import Lexicon
-from qsearch.ranking import candidates, overlaps, rank
 from qsearch.paths import DEFAULT_PAIRS
+from qsearch.ranking import candidates, overlaps, rank
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 GAMMAS = (0.05, 0.1, 0.15, 0.2, 0.25)
 REORDERED = 20
-
-
-def hubness(vectors: np.ndarray) -> np.ndarray:
-    """Each vector's r(d), as search measures it at build time, over an exact index."""
-    ids = np.arange(len(vectors), dtype=np.int64)
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-    index.add_with_ids(vectors, ids)
-    return measure(index, vectors, ids)
 
 
 def linear_fit(vectors: np.ndarray, hub: np.ndarray) -> np.ndarray:
@@ -118,7 +109,7 @@ def main() -> None:
     corpus = list(dict.fromkeys(t.strip() for t in default_questions() if t.strip()))
     start = time.perf_counter()
     vectors = encoder.encode(corpus)
-    hub = hubness(vectors)
+    hub = measure_vectors(vectors)
     seconds = time.perf_counter() - start
     print(f"{len(corpus):,} questions encoded and their hubness measured in {seconds:.1f} s; "
           f"r(d): mean {hub.mean():.3f}, 5th-95th percentile {np.percentile(hub, 5):.3f}-{np.percentile(hub, 95):.3f}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qsearch import index as vindex
+
 HUB_NEIGHBOURS = 10
 
 
@@ -34,3 +36,11 @@ def measure(index, vectors: np.ndarray, ids: np.ndarray, chunk: int = 4096) -> n
             hubs[start + n] = hub_of([float(s) for s, i in zip(row_s, row_i) if i >= 0 and i != own])
     return hubs
 
+
+def measure_vectors(vectors: np.ndarray, index_type: str = "flat") -> np.ndarray:
+    """Each of ``vectors``' hubness among the others, through a FAISS index of ``index_type``
+    built in memory for them (for vectors that live where a search per question is slow)."""
+    ids = np.arange(len(vectors), dtype=np.int64)
+    index = vindex.new_index(vectors.shape[1], index_type, train=vectors)
+    index.add_with_ids(vectors, ids)
+    return measure(index, vectors, ids)

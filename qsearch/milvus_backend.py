@@ -21,13 +21,12 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from qsearch import hubness
-from qsearch import index as vindex
 from qsearch.backend import first_seen
 from qsearch.errors import QsearchError
 
@@ -80,15 +79,6 @@ def text_id(text: str) -> int:
 def _next_id(i: int) -> int:
     """The id to try when ``i`` is held by another text (wrapping within ID_BITS)."""
     return i % (2**ID_BITS - 1) + 1
-
-
-def _measure_hubs(vectors: np.ndarray, index_type: str) -> np.ndarray:
-    """Every new question's hubness, measured with a FAISS index of the collection's type in
-    memory: one search per question through Milvus would take far longer."""
-    ids = np.arange(len(vectors), dtype=np.int64)
-    index = vindex.new_index(vectors.shape[1], index_type, train=vectors)
-    index.add_with_ids(vectors, ids)
-    return hubness.measure(index, vectors, ids)
 
 
 def _first_line(error: Exception) -> str:
@@ -184,7 +174,7 @@ class MilvusIndex:
                 i = _next_id(i)
             taken.add(i)
             ids.append(i)
-        hubs = _measure_hubs(vectors, index_type)
+        hubs = hubness.measure_vectors(vectors, index_type)  # in memory: a search per question through Milvus would take far longer
         for start in range(0, len(texts), BATCH):
             end = start + BATCH
             backend._upsert(ids[start:end], texts[start:end], vectors[start:end], hubs[start:end])
@@ -216,7 +206,7 @@ class MilvusIndex:
             return {}
 
     # ---- using ------------------------------------------------------------------------------
-    def _upsert(self, ids: list[int], texts: list[str], vectors: np.ndarray, hubs) -> None:
+    def _upsert(self, ids: list[int], texts: list[str], vectors: np.ndarray, hubs: Sequence[float]) -> None:
         for t in texts:
             if len(t.encode("utf-8")) > MAX_TEXT_BYTES:
                 raise QsearchError(f"a question of {len(t.encode('utf-8'))} bytes is over Milvus's VARCHAR limit of {MAX_TEXT_BYTES}")
