@@ -26,7 +26,6 @@ import math
 import os
 import re
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +44,7 @@ from qsearch.locks import ReadWriteLock
 from qsearch.errors import QsearchError
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_INDEX
+from qsearch.store import Store
 
 INDEX_FORMAT_VERSION = 2  # 2: every question's hubness is stored beside its text
 MAX_QUESTION_CHARS = 10_000
@@ -475,12 +475,7 @@ def _upgrade_format_1(gen: Path) -> None:
     manifest = _format_1(gen)
     if manifest is None or manifest.get("backend", "faiss") != "faiss":
         return
-    try:
-        with sqlite3.connect(gen / "questions.db") as db:
-            if "hub" not in [row[1] for row in db.execute("PRAGMA table_info(questions)")]:
-                db.execute("ALTER TABLE questions ADD COLUMN hub REAL NOT NULL DEFAULT 0")
-    except sqlite3.DatabaseError as e:
-        raise QsearchError(f"{gen / 'questions.db'} cannot be upgraded ({e}); restore it from a backup") from None
+    Store.add_hub_column(gen / "questions.db")
     manifest["format_version"] = INDEX_FORMAT_VERSION
     write_json(gen / "index.json", manifest)
 

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,17 @@ class Store:
             sqlite_utils.Database(self.conn)[TABLE].insert_all(rows, batch_size=10000)
         ids = self._ids_of(self.conn, texts)
         return [ids[t] for t in texts], [ids[t] for t in hub]
+
+    @staticmethod
+    def add_hub_column(path: Path) -> None:
+        """Give a store written before hubness (index format 1) its ``hub`` column, 0 until
+        ``qsearch repair`` measures it; a store that has one is left as it is."""
+        try:
+            with closing(sqlite3.connect(path)) as conn, conn:
+                if "hub" not in [row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")]:
+                    conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN hub REAL NOT NULL DEFAULT 0")
+        except sqlite3.DatabaseError as e:
+            raise QsearchError(f"{path} cannot be upgraded ({e}); restore it from a backup") from None
 
     def set_hubs(self, ids: np.ndarray, hubs: np.ndarray) -> None:
         """Record every question's hubness measured again (``qsearch repair``), in one transaction."""
