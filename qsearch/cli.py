@@ -112,6 +112,11 @@ def train(
         _T.distill_words, min=0.0, max=1.0, help="With a teacher: share of the vocabulary's words that the student also "
         "distils alone, as one-word questions, so what the teacher knows of each word survives training."
     ),
+    map_power: float = typer.Option(
+        _T.map_power, min=0.0, help="With a teacher: after training, a square map fitted by least squares onto the teacher's "
+        "vectors follows the pooling; its singular values are raised to this power (0: no map, 1: cosines as the full map "
+        "gives them). It moves pairs that differ in a word that matters apart."
+    ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
     lr: float = typer.Option(_T.lr, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
@@ -164,7 +169,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, teacher_copies=teacher_copies, distill_words=distill_words, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -196,7 +201,7 @@ _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "similarity_weight": "similarity_weight", "mined_weight": "mined_weight",
-    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "select": "select",
+    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",
 }

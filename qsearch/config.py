@@ -70,6 +70,7 @@ class TrainConfig:
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
     distill_words: float = 0.5  # with a teacher: share of vocabulary words distilled alone, as one-word questions
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
+    map_power: float = 0.5  # with a teacher: strength of the fitted map onto the teacher's space after pooling (0: none)
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False
     patience: int = 3

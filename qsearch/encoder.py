@@ -2,7 +2,9 @@
 
 A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights, float16),
 ``vocab.txt`` and, for search's ranking, how many training texts hold each word
-(``qsearch.lexical``; models trained before it have none and rank without it). The LSTM
+(``qsearch.lexical``; models trained before it have none and rank without it). A model
+trained with a teacher also has a square map applied after pooling (``qsearch.alignment``;
+older models have none). The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
 mean of its pieces' projections) and each step gathers its rows, then does one small matmul.
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qsearch.alignment import OUTPUT_WEIGHT
 from qsearch.config import ModelConfig
 from qsearch.errors import QsearchError
 from qsearch.lexical import Lexicon
@@ -41,6 +44,9 @@ class Encoder:
         if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
         self._layers = [self._fused_layer(weights, n, 2 if cfg.bidirectional else 1) for n in range(cfg.layers)]
+        self._output = weights[OUTPUT_WEIGHT].astype(np.float32) if OUTPUT_WEIGHT in weights else None
+        if self._output is not None and self._output.shape != (cfg.dim, cfg.dim):
+            raise QsearchError(f"model's output map is {self._output.shape}, not ({cfg.dim}, {cfg.dim}); retrain the model")
 
     def _fused_layer(self, weights: dict[str, np.ndarray], n: int, directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Layer ``n``'s weights with the directions stacked, so one step runs them all.
@@ -137,6 +143,8 @@ class Encoder:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             out[batch] = self._encode_sorted([rows[r] for r in batch], lengths[batch], table)
+        if self._output is not None:
+            out = out @ self._output
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -8,7 +8,8 @@ threshold chosen on validation, then validation and test metrics go into the man
 With a teacher (training time only) there are three steps before that: the teacher encodes
 every question the student may learn from (cached on disk), the embedding table starts from
 the teacher's vectors of single words (reduced by PCA), and a distillation-only stage teaches
-the LSTM to carry those meanings into sentence vectors.
+the LSTM to carry those meanings into sentence vectors; and one after: a square map fitted
+onto the teacher's space follows the pooling (``qsearch.alignment``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from qsearch import checkpoint as ckpt
+from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.augment import augment, teacher_copies, word_neighbours
 from qsearch.config import DISTILL_KINDS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
@@ -205,6 +207,8 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError(f"unknown distillation {config.distill!r}; pick one of: {', '.join(DISTILL_KINDS)}")
     if config.batch_size < 2:
         raise QsearchError("batch size must be at least 2 (the other pairs of a batch are the negatives)")
+    if config.map_power < 0:
+        raise QsearchError("the map's power must be 0 (no map) or more")
     if teacher is not None and not callable(getattr(teacher, "encode", None)):
         raise QsearchError("a teacher needs an encode(list[str]) -> array method")
 
@@ -390,6 +394,10 @@ def train(
                 })
             if state.stopped:
                 break
+    weights = state.best_weights
+    if teacher is not None and config.map_power:
+        weights = _with_output_map(manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), config.map_power)
+        log(f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g})")
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
@@ -405,7 +413,16 @@ def train(
         "training_seconds": round(time.perf_counter() - started, 1),
         "history": state.history,
     }
-    return Encoder(manifest, data.vocab, state.best_weights, Lexicon.count(data.vocab, data.questions))
+    return Encoder(manifest, data.vocab, weights, Lexicon.count(data.vocab, data.questions))
+
+
+def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float) -> dict:
+    """The kept weights plus the map fitted on the training questions; fitted on the vectors
+    the saved (float16) weights give, so a map fitted again from a saved folder is the same."""
+    saved = {k: v.astype(np.float16).astype(np.float32) for k, v in weights.items()}
+    student = Encoder(manifest, data.vocab, saved).encode(data.questions)
+    manifest["output_map"] = {"power": power, "texts": len(data.questions)}
+    return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power)}
 
 
 def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
