@@ -397,6 +397,7 @@ def train(
     weights = state.best_weights
     if teacher is not None and config.map_power:
         weights = _with_output_map(manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), config.map_power)
+        manifest["output_map"] = {"power": config.map_power, "texts": len(data.questions)}
         log(f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g})")
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
@@ -421,7 +422,6 @@ def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors
     the saved (float16) weights give, so a map fitted again from a saved folder is the same."""
     saved = {k: v.astype(np.float16).astype(np.float32) for k, v in weights.items()}
     student = Encoder(manifest, data.vocab, saved).encode(data.questions)
-    manifest["output_map"] = {"power": power, "texts": len(data.questions)}
     return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power)}
 
 
