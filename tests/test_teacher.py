@@ -219,3 +219,17 @@ def test_mined_negatives_join_the_triplet_stage(pairs_slice, tmp_path):
     lines = []
     train(tiny_config(pairs_slice, mined_weight=0.5), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
     assert any(line.startswith("train:") and line.endswith("0.5 x mined") for line in lines), lines
+
+
+def test_a_distillation_epoch_visits_each_question_once_in_batches_of_similar_length(pairs_slice):
+    from qsearch.train import _distill_batches, _training_data
+
+    config = tiny_config(pairs_slice, batch_size=16)
+    data = _training_data(config, True, lambda line: None)
+    batches = list(_distill_batches(data, config, np.random.default_rng(0)))
+    rows = [n for batch in batches for _, n in batch]
+    assert len(rows) == len(set(rows)) and len(batches) == data.distilled_rows // 16
+    spread = np.mean([np.ptp([len(ids) for ids, _ in batch]) for batch in batches])
+    shuffled = np.random.default_rng(0).permutation(data.distilled_rows)[: len(rows)].reshape(-1, 16)
+    random_spread = np.mean([np.ptp([len(data.ids[data.distilled(n)]) for n in batch]) for batch in shuffled])
+    assert spread < random_spread / 3
