@@ -62,13 +62,13 @@ class TrainConfig:
     max_vocab: int = 30000
     buckets: int = 20000
     english_words: int = 50000  # with a teacher: general words beyond the training texts
-    distill_epochs: int = 5  # with a teacher: distillation-only epochs before the triplet stage
+    distill_epochs: int = 8  # with a teacher: distillation-only epochs before the triplet stage
     distill: str = "projection"  # projection (a head onto the teacher, dropped after) or similarity (cosine matrix)
     distill_weight: float = 1.0  # weight of distillation beside the triplet loss
     similarity_weight: float = 10.0  # with a teacher, triplet stage: weight of matching its in-batch cosines too
     mined_weight: float = 0.0  # triplet stage: weight of negatives mined from the student's own nearest questions
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
-    distill_words: float = 0.5  # with a teacher: share of vocabulary words distilled alone, as one-word questions
+    distill_words: float = 1.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     map_power: float = 0.5  # with a teacher: strength of the fitted map onto the teacher's space after pooling (0: none)
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
