@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
-from common import RESULTS, machine
+from common import PARAPHRASES, PARAPHRASES_DEV, RESULTS, machine
 from qsearch import Encoder
 from qsearch.config import ModelConfig
 from qsearch.data import load_pairs, load_questions, split_pairs
@@ -32,8 +32,6 @@ from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
 from qsearch.config import TrainConfig
 from qsearch.train import train
 
-PARAPHRASES = Path(__file__).resolve().parent / "data" / "paraphrases.csv"
-PARAPHRASES_DEV = PARAPHRASES.with_name("paraphrases_dev.csv")  # 120 more, written to choose between models
 
 # name: (uses the teacher, TrainConfig changes, ModelConfig changes)
 VARIANTS = {

@@ -24,7 +24,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import faiss
 import numpy as np
 
-from common import RESULTS, cold_command, machine, percentiles, save
+from common import PARAPHRASES, PARAPHRASES_DEV, RESULTS, cold_command, machine, percentiles, save
 from qsearch import Encoder, SearchEngine, hubness, ranking
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, retrieval_metrics, roc_auc, roc_curve
@@ -32,8 +32,6 @@ from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
 
 HERE = Path(__file__).resolve().parent
-PARAPHRASES = HERE / "data" / "paraphrases.csv"
-PARAPHRASES_DEV = HERE / "data" / "paraphrases_dev.csv"  # 120 more, written to choose between models
 
 
 class MiniLM:

@@ -3,9 +3,8 @@ so they must stay apart and stay what their kinds say (never trained on, see the
 
 from pathlib import Path
 
-import pytest
-
 import pandas as pd
+import pytest
 
 from qsearch.data import load_pairs
 
