@@ -1,6 +1,8 @@
 """Text -> unit vectors with a trained model folder, in numpy (no torch needed at query time).
 
-A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights, float16),
+A model folder holds ``model.json`` (manifest), ``model.safetensors`` (weights: the embedding
+table as int8 rows, each with a float16 scale, since it is nearly all of the folder; the rest
+float16),
 ``vocab.txt`` and, for search's ranking, how many training texts hold each word
 (``qsearch.lexical``; models trained before it have none and rank without it). A model
 trained with a teacher also has a square map applied after pooling (``qsearch.alignment``;
@@ -24,8 +26,32 @@ from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_MODEL
 from qsearch.text import Vocabulary
 
-MODEL_FORMAT_VERSION = 2
+MODEL_FORMAT_VERSION = 3  # 3: int8 embedding rows; 2 (float16 throughout) still loads
+READABLE_VERSIONS = (2, 3)
+EMBEDDING = "embedding.weight"
+EMBEDDING_SCALE = "embedding.scale"
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
+
+
+def stored(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The weights as a model folder holds them: each embedding row as int8 times its own
+    float16 scale (its largest magnitude / 127), everything else float16. A quarter of float32's
+    size for the table that is nearly all of a model; a cosine moves by about 1e-3."""
+    out = {k: v.astype(np.float16) for k, v in weights.items() if k != EMBEDDING}
+    table = weights[EMBEDDING].astype(np.float32)
+    scale = (np.abs(table).max(axis=1) / 127.0).astype(np.float16)
+    safe = np.where(scale > 0, scale.astype(np.float32), 1.0)[:, None]
+    out[EMBEDDING] = np.clip(np.rint(table / safe), -127, 127).astype(np.int8)
+    out[EMBEDDING_SCALE] = scale
+    return out
+
+
+def from_stored(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float32 weights from a folder's (``stored``'s form, or the older all-float16 one)."""
+    out = {k: v.astype(np.float32) for k, v in weights.items() if k != EMBEDDING_SCALE}
+    if EMBEDDING_SCALE in weights and EMBEDDING in weights:
+        out[EMBEDDING] *= weights[EMBEDDING_SCALE].astype(np.float32)[:, None]
+    return out
 
 
 class Encoder:
@@ -93,10 +119,10 @@ class Encoder:
         path = Path(path) if path is not None else DEFAULT_MODEL
         if not path.is_dir():
             raise QsearchError(f"model folder not found: {path}; {_HINT}")
-        manifest = read_manifest(path / "model.json", "model", MODEL_FORMAT_VERSION, _HINT)
+        manifest = read_manifest(path / "model.json", "model", READABLE_VERSIONS, _HINT)
         try:
             vocab = Vocabulary.load(path / "vocab.txt")
-            weights = load_file(str(path / "model.safetensors"))
+            weights = from_stored(load_file(str(path / "model.safetensors")))
         except (OSError, ValueError, SafetensorError) as e:
             raise QsearchError(f"cannot read model in {path}: {e}; {_HINT}") from None
         if vocab.sha256 != manifest["vocab_sha256"]:
@@ -108,12 +134,13 @@ class Encoder:
             raise QsearchError(f"model in {path} lacks weight {e}; {_HINT}") from None
 
     def save(self, path: Path | str) -> None:
-        """Write the folder: float16 weights (half the size, same vectors to ~1e-3), vocab, word counts, manifest."""
+        """Write the folder: weights as ``stored`` gives them, vocab, word counts, manifest."""
         from safetensors.numpy import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.astype(np.float16) for k, v in self.weights.items()}, str(path / "model.safetensors"))
+        save_file(stored(self.weights), str(path / "model.safetensors"))
+        self.manifest["format_version"] = MODEL_FORMAT_VERSION
         self.vocab.save(path / "vocab.txt")
         self.manifest.pop("lexicon", None)
         if self.lexicon is not None:

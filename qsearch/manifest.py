@@ -25,8 +25,10 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(path: Path, kind: str, version: int, hint: str) -> dict:
-    """Read a manifest and check its format; ``hint`` says what to run when it is wrong."""
+def read_manifest(path: Path, kind: str, version: int | tuple[int, ...], hint: str) -> dict:
+    """Read a manifest and check its format (one version, or any of several); ``hint`` says
+    what to run when it is wrong."""
+    versions = version if isinstance(version, tuple) else (version,)
     if not path.exists():
         raise QsearchError(f"{path.parent} is not a qsearch {kind} folder (no {path.name}); {hint}")
     try:
@@ -35,8 +37,8 @@ def read_manifest(path: Path, kind: str, version: int, hint: str) -> dict:
         raise QsearchError(f"cannot read {path}: {e}; {hint}") from None
     if data.get("format") != f"qsearch-{kind}":
         raise QsearchError(f"{path} is not a qsearch {kind} manifest; {hint}")
-    if data.get("format_version") != version:
+    if data.get("format_version") not in versions:
         raise QsearchError(
-            f"{path} has format version {data.get('format_version')}, this qsearch reads {version}; {hint}"
+            f"{path} has format version {data.get('format_version')}, this qsearch reads {' or '.join(map(str, versions))}; {hint}"
         )
     return data

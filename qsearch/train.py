@@ -28,7 +28,7 @@ from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.augment import augment, teacher_copies, word_neighbours
 from qsearch.config import DISTILL_KINDS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
-from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder
+from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
 from qsearch.errors import QsearchError
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, pair_scores, roc_auc
 from qsearch.lexical import Lexicon
@@ -435,14 +435,14 @@ def train(
 
 def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float) -> dict:
     """The kept weights plus the map fitted on the training questions; fitted on the vectors
-    the saved (float16) weights give, so a map fitted again from a saved folder is the same."""
-    saved = {k: v.astype(np.float16).astype(np.float32) for k, v in weights.items()}
+    the saved weights give, so a map fitted again from a saved folder is the same."""
+    saved = from_stored(stored(weights))
     student = Encoder(manifest, data.vocab, saved).encode(data.questions)
     return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power)}
 
 
 def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
-    """Save, reload the float16 model, pick its threshold on validation, store val/test metrics."""
+    """Save, reload the saved model, pick its threshold on validation, store val/test metrics."""
     trained.save(out)
     encoder = Encoder.load(out)
     parts = split_pairs(load_pairs(config.data).frame)

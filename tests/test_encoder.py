@@ -72,6 +72,40 @@ def test_save_load_round_trip_gives_identical_vectors(tiny_model, tmp_path):
     assert Encoder.load(tmp_path / "copy").threshold == encoder.threshold
 
 
+def test_the_embedding_table_is_stored_as_int8_rows_each_with_a_scale(tiny_model, tmp_path):
+    """The table is nearly all of a model folder; int8 rows make it a quarter of float32's size,
+    and a question's vector moves by about 1e-3."""
+    from safetensors.numpy import load_file
+
+    trained = Encoder.load(tiny_model)
+    table = np.random.default_rng(0).normal(0, 1, trained.weights["embedding.weight"].shape).astype(np.float32)
+    exact = Encoder(trained.manifest, trained.vocab, {**trained.weights, "embedding.weight": table})
+    exact.save(tmp_path / "saved")
+    stored = load_file(str(tmp_path / "saved" / "model.safetensors"))
+    assert stored["embedding.weight"].dtype == np.int8 and stored["embedding.scale"].shape == (len(table),)
+    texts = ["How do I learn Python?", "Is Mars habitable?", "What is the capital of Peru?"]
+    cosines = (exact.encode(texts) * Encoder.load(tmp_path / "saved").encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.999
+
+
+def test_a_model_saved_in_float16_by_an_older_qsearch_still_loads(tiny_model, tmp_path):
+    import json
+
+    from safetensors.numpy import save_file
+
+    trained = Encoder.load(tiny_model)
+    old = tmp_path / "old"
+    trained.save(old)
+    save_file({k: v.astype(np.float16) for k, v in trained.weights.items()}, str(old / "model.safetensors"))
+    manifest = json.loads((old / "model.json").read_text())
+    (old / "model.json").write_text(json.dumps({**manifest, "format_version": 2}))
+    texts = ["How do I learn Python?", "Is Mars habitable?"]
+    assert np.allclose(Encoder.load(old).encode(texts), trained.encode(texts), atol=2e-3)
+    (old / "model.json").write_text(json.dumps({**manifest, "format_version": 4}))
+    with pytest.raises(QsearchError, match="format version 4, this qsearch reads 2 or 3"):
+        Encoder.load(old)
+
+
 def test_long_questions_are_truncated_and_odd_ones_encode(tiny_model):
     encoder = Encoder.load(tiny_model)
     huge = "why " * 50_000
