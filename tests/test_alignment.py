@@ -59,7 +59,8 @@ def test_a_model_trained_with_a_teacher_carries_the_map_after_its_pooling(pairs_
     assert np.allclose(mapped.encode(texts), unit(pooled @ mapped.weights[OUTPUT_WEIGHT]), atol=1e-5)
     assert not np.allclose(mapped.encode(texts), pooled, atol=1e-3), "the map changes the vectors"
     mapped.save(tmp_path / "model")
-    assert np.allclose(Encoder.load(tmp_path / "model").encode(texts), mapped.encode(texts), atol=1e-2)
+    saved = Encoder.load(tmp_path / "model").encode(texts)
+    assert (saved * mapped.encode(texts)).sum(axis=1).min() > 0.999, "the saved map (int8 rows beneath it) keeps the vectors"
 
 
 def test_power_zero_trains_a_model_without_a_map_and_a_negative_power_is_refused(pairs_slice, tmp_path):
