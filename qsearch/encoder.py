@@ -66,7 +66,7 @@ class Encoder:
         self.dim: int = cfg.dim
         self.max_len: int = cfg.max_len
         self.hidden: int = cfg.hidden
-        self._emb = weights["embedding.weight"].astype(np.float32)
+        self._emb = np.asarray(weights[EMBEDDING], dtype=np.float32)  # no copy of a float32 table
         if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
         self._layers = [self._fused_layer(weights, n, 2 if cfg.bidirectional else 1) for n in range(cfg.layers)]
