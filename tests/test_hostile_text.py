@@ -17,7 +17,7 @@ ANY_TEXT = st.one_of(
     st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), min_size=5_000, max_size=20_000),
     st.sampled_from(["", " ", "\x00", "\ud800", "\udfff?", "\u200b", "?" * 30_000, "🙂" * 300, "\n\t\r"]),
 )
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large, HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
