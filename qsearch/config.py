@@ -18,7 +18,7 @@ class ModelConfig:
 
     vocab_size: int = 0
     embed_dim: int = 192
-    dim: int = 192
+    dim: int = 256
     layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.1
@@ -52,7 +52,7 @@ class TrainConfig:
     data: Path = DEFAULT_PAIRS
     corpus: Path | None = DEFAULT_CORPUS
     model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 256
     lr: float = 4e-3
     margin: float = 0.25

@@ -1,7 +1,7 @@
 """Word overlap between two questions, each word weighted by how rare it is (tf-idf).
 
 The student reads meaning from vectors, but a duplicate usually also shares its rarest words
-with the question ("dolphins", "GRE", "Peru"), and that is a signal a 192-wide LSTM blurs.
+with the question ("dolphins", "GRE", "Peru"), and that is a signal a narrow LSTM blurs.
 Search adds a little of this overlap to its ranking (``qsearch.ranking``), as hybrid
 dense + lexical search does; verdicts stay the model's cosines.
 
