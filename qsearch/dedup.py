@@ -1,7 +1,7 @@
 """Group the duplicates inside a file of questions into clusters (connected components).
 
-Every question is encoded once; a FAISS inner-product search finds each one's nearest
-neighbours among the others (no n^2 loop in Python), pairs above the threshold become edges,
+Every question is encoded once; FAISS range searches find every pair whose cosine is above
+the threshold (no n^2 loop in Python, and each pair computed once), those pairs are the edges,
 and the connected components of that graph are the clusters.
 """
 
@@ -23,7 +23,7 @@ from qsearch.errors import QsearchError
 if TYPE_CHECKING:
     from qsearch.search import SearchEngine
 
-NEIGHBOURS = 32
+BLOCK = 4096  # questions per range search: each block is searched against itself and the later ones
 
 
 @dataclass
@@ -56,6 +56,32 @@ def read_rows(path: Path | str, column: str | None = None) -> tuple[pd.DataFrame
     return frame, col
 
 
+def pairs_above(vectors: np.ndarray, threshold: float, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of rows (a < b) whose inner product is above ``threshold``, exactly.
+
+    Blocks are added to a flat index from the last one backwards, and each block is range
+    searched against the index as it then is (itself and the later blocks), so each pair is
+    computed once: half the work of searching every row against all the others.
+    """
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    order = np.empty(0, dtype=np.int64)  # the row of each of the index's entries, in the order they were added
+    a, b = [], []
+    for start in reversed(range(0, len(vectors), block)):
+        rows = np.ascontiguousarray(vectors[start : start + block], dtype=np.float32)
+        index.add(rows)
+        order = np.concatenate([order, np.arange(start, start + len(rows))])
+        lims, _, found = index.range_search(rows, threshold)
+        src = np.repeat(np.arange(start, start + len(rows)), np.diff(lims.astype(np.int64)))
+        dst = order[found]
+        later = dst > src
+        a.append(src[later])
+        b.append(dst[later])
+    if not a:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(a), np.concatenate(b)
+
+
 def dedup(
     rows: pd.DataFrame,
     column: str,
@@ -66,8 +92,7 @@ def dedup(
     """Cluster the rows' questions; blank questions stay alone in clusters of their own.
 
     The default threshold is the model's cluster threshold (stricter than the pair verdict's:
-    one false pair merges two clusters). Each question links to its 32 nearest neighbours
-    above the threshold; a question with more such neighbours still joins them through theirs.
+    one false pair merges two clusters). Every pair above the threshold is an edge.
 
     ``against`` (a SearchEngine) adds, for each row, its best match in that index when the
     score is above the threshold: ``index_id``, ``index_text``, ``index_score``.
@@ -76,15 +101,8 @@ def dedup(
     texts = rows[column].fillna("").astype(str).str.strip().tolist()
     filled = [i for i, t in enumerate(texts) if t]
     vectors = encoder.encode([texts[i] for i in filled])
-    a, b = [], []
-    if len(filled) > 1:
-        index = faiss.IndexFlatIP(encoder.dim)
-        index.add(vectors)
-        faiss.omp_set_num_threads(os.cpu_count() or 1)
-        scores, found = index.search(vectors, min(NEIGHBOURS + 1, len(filled)))
-        src, pos = np.nonzero((scores > threshold) & (found > np.arange(len(filled))[:, None]))
-        a, b = src.tolist(), found[src, pos].tolist()
-    component = duplicate_components(a, b)
+    a, b = pairs_above(vectors, threshold)
+    component = duplicate_components(a.tolist(), b.tolist())
     row_of = {i: n for n, i in enumerate(filled)}
     keys = [("c", component[row_of[i]]) if row_of.get(i) in component else ("r", i) for i in range(len(texts))]
     numbers: dict = {}

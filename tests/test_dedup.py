@@ -1,7 +1,8 @@
+import numpy as np
 import pandas as pd
 
 from qsearch import Encoder, SearchEngine
-from qsearch.dedup import dedup, read_rows
+from qsearch.dedup import dedup, pairs_above, read_rows
 from conftest import run_cli
 
 ROWS = [
@@ -30,6 +31,18 @@ def test_known_duplicate_pairs_are_clustered(pairs_frame):
     result = dedup(frame, "question", encoder, threshold=encoder.threshold)
     same = (result.rows["cluster"].iloc[:200].to_numpy() == result.rows["cluster"].iloc[200:].to_numpy()).mean()
     assert same > 0.6, f"only {same:.0%} of known duplicate pairs ended in one cluster"
+
+
+def test_every_pair_above_the_threshold_is_found_once_across_blocks(corpus_questions):
+    """The blocked range searches find what the full cosine matrix finds, each pair once."""
+    vectors = Encoder.load().encode(corpus_questions)
+    scores = vectors @ vectors.T
+    for threshold in (0.6, 0.8):
+        want = {(i, j) for i, j in zip(*np.nonzero(scores > threshold)) if i < j and abs(scores[i, j] - threshold) > 1e-5}
+        a, b = pairs_above(vectors, threshold, block=128)
+        found = list(zip(a.tolist(), b.tolist()))
+        assert len(found) == len(set(found)) and all(i < j for i, j in found)
+        assert want and want <= set(found) and len(found) - len(want) <= 2, threshold
 
 
 def test_a_threshold_above_one_clusters_nothing():
