@@ -1,4 +1,4 @@
-"""The hand-written paraphrase sets: the 234-pair set reports, the 120-pair one chooses models,
+"""The hand-written paraphrase sets: the 234-pair set reports, the 202-pair one chooses models,
 so they must stay apart and stay what their kinds say (never trained on, see the README)."""
 
 from pathlib import Path
