@@ -23,7 +23,7 @@ from qsearch.errors import QsearchError
 if TYPE_CHECKING:
     from qsearch.search import SearchEngine
 
-BLOCK = 4096  # questions per range search: each block is searched against itself and the later ones
+BLOCK = 4096  # questions per range search: each block is searched against the earlier ones and itself
 
 
 @dataclass
@@ -59,26 +59,21 @@ def read_rows(path: Path | str, column: str | None = None) -> tuple[pd.DataFrame
 def pairs_above(vectors: np.ndarray, threshold: float, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of rows (a < b) whose inner product is above ``threshold``, exactly.
 
-    Blocks are added to a flat index from the last one backwards, and each block is range
-    searched against the index as it then is (itself and the later blocks), so each pair is
-    computed once: half the work of searching every row against all the others.
+    Each block is added to a flat index, then range searched against it (the earlier blocks
+    and itself), so each pair is computed once: half the work of searching every row against
+    all the others. An entry's position in the index is its row.
     """
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     index = faiss.IndexFlatIP(vectors.shape[1])
-    order = np.empty(0, dtype=np.int64)  # the row of each of the index's entries, in the order they were added
-    a, b = [], []
-    for start in reversed(range(0, len(vectors), block)):
+    a, b = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    for start in range(0, len(vectors), block):
         rows = np.ascontiguousarray(vectors[start : start + block], dtype=np.float32)
         index.add(rows)
-        order = np.concatenate([order, np.arange(start, start + len(rows))])
         lims, _, found = index.range_search(rows, threshold)
-        src = np.repeat(np.arange(start, start + len(rows)), np.diff(lims.astype(np.int64)))
-        dst = order[found]
-        later = dst > src
-        a.append(src[later])
-        b.append(dst[later])
-    if not a:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        later = np.repeat(np.arange(start, start + len(rows)), np.diff(lims.astype(np.int64)))
+        earlier = found < later
+        a.append(found[earlier])
+        b.append(later[earlier])
     return np.concatenate(a), np.concatenate(b)
 
 
