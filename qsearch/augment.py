@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qsearch.silver import nearest_rows
+
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -38,17 +40,8 @@ def word_neighbours(words: list[str], vectors: np.ndarray, k: int = 8, skip: int
     keep = [n for n, w in enumerate(words) if n >= skip and len(w) >= 3 and w.isalpha()]
     if len(keep) <= k:
         return {}
-    table = np.ascontiguousarray(vectors[keep], dtype=np.float32)
-    found: dict[str, list[str]] = {}
-    for start in range(0, len(keep), 2048):
-        scores = table[start : start + 2048] @ table.T
-        rows = np.arange(scores.shape[0])
-        scores[rows, rows + start] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
-        for row, near in zip(range(start, start + len(rows)), top):
-            found[words[keep[row]]] = [words[keep[j]] for j in near]
-    return found
+    index, _ = nearest_rows(vectors[keep], k)
+    return {words[keep[row]]: [words[keep[j]] for j in near] for row, near in enumerate(index.tolist())}
 
 
 def augment(question: str, rng: np.random.Generator, neighbours: dict[str, list[str]] | None = None) -> str:

@@ -103,6 +103,11 @@ def train(
         "student's own nearest questions (outside the duplicate cluster and, with a teacher, further than the duplicate "
         "to it too): the near misses that cost Recall@1."
     ),
+    silver_cosine: float = typer.Option(
+        _T.silver_cosine, min=0.0, max=1.0, help="With a teacher: each training question's nearest questions by the teacher "
+        "at or above this cosine that share few rare words with it join the duplicates of the triplet stage "
+        "(duplicates in other words, which Quora's labels rarely give; 0: none)."
+    ),
     teacher_copies: float = typer.Option(
         _T.teacher_copies, min=0.0, max=1.0, help="With a teacher: share of the questions given a changed copy (a word dropped, "
         "swapped, misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns "
@@ -169,7 +174,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -200,7 +205,7 @@ def train(
 _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
-    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight",
+    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine",
     "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",

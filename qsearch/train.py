@@ -5,11 +5,12 @@ Pairs -> batches with no two pairs of one duplicate cluster (so no false in-batc
 teacher, distillation) -> validation ROC-AUC after every epoch -> the best epoch is kept, its
 threshold chosen on validation, then validation and test metrics go into the manifest.
 
-With a teacher (training time only) there are three steps before that: the teacher encodes
-every question the student may learn from (cached on disk), the embedding table starts from
-the teacher's vectors of single words (reduced by PCA), and a distillation-only stage teaches
-the LSTM to carry those meanings into sentence vectors; and one after: a square map fitted
-onto the teacher's space follows the pooling (``qsearch.alignment``).
+With a teacher (training time only) there are four steps before that: the teacher encodes
+every question the student may learn from (cached on disk), its near pairs of training
+questions in other words join the duplicates (``qsearch.silver``), the embedding table starts
+from the teacher's vectors of single words (reduced by PCA), and a distillation-only stage
+teaches the LSTM to carry those meanings into sentence vectors; and one after: a square map
+fitted onto the teacher's space follows the pooling (``qsearch.alignment``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
+from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
 from qsearch.text import PIECES_NAME, TOKENIZER_NAME, Vocabulary, english_words
 from qsearch.word_init import initial_embeddings
 
 
+_NO_BATCH = {
+    "distill": "fewer than {size} texts to distil: lower --batch-size",
+    "train": "no batch of {size} pairs from different duplicate clusters could be made: the training duplicates are too few "
+    "or their clusters too large (silver pairs merge clusters); lower --batch-size or raise --silver-cosine",
+}
 NEIGHBOUR_WORDS = 20000  # replacement words come from this many most frequent training words
 FUSED_ADAMW = ("cpu", "cuda")  # one kernel for every parameter: on 2 CPU cores 10 ms a step, not 115 (the 71k-row embedding table)
 
@@ -139,6 +146,27 @@ def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
         + f") + {vocab.buckets} piece buckets"
     )
     return _Data(parts, vocab, questions, ids, pairs, negatives)
+
+
+def _add_silver_pairs(data: _Data, vectors: np.ndarray, min_cosine: float) -> int:
+    """Add ``silver_pairs`` as duplicates in both directions, and merge duplicate clusters across
+    them so that a batch still holds no false negative. A question of a training pair may also be
+    in a validation or test pair, so no labelled pair of any part can become a silver one."""
+    q = data.questions
+    row = {text: n for n, text in enumerate(q)}
+    labelled = [
+        (row[a], row[b])
+        for part in data.parts.values()
+        for a, b in zip(part["question1"].str.strip(), part["question2"].str.strip())
+        if a in row and b in row
+    ]
+    found = [(a, b) for a, b in silver_pairs(q, vectors, Lexicon.count(data.vocab, q), min_cosine, labelled) if data.ids[q[a]] and data.ids[q[b]]]
+    links = [(p[3], p[4]) for p in data.pairs] + found
+    cluster = duplicate_components([q[a] for a, _ in links], [q[b] for _, b in links])
+    new = [(data.ids[q[a]], data.ids[q[b]], -1, a, b) for a, b in found]
+    new += [(y, x, c, b, a) for x, y, c, a, b in new]
+    data.pairs = [(x, y, cluster[q[a]], a, b) for x, y, _, a, b in data.pairs + new]
+    return len(found)
 
 
 def _distill_batch(data: _Data, config: TrainConfig, rng: np.random.Generator, rows) -> list:
@@ -300,6 +328,9 @@ def train(
     if teacher is not None:
         t0 = time.perf_counter()
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
+        if config.silver_cosine:
+            added = _add_silver_pairs(data, vectors, config.silver_cosine)
+            log(f"silver pairs: {added} of the teacher's near pairs in other words (cosine >= {config.silver_cosine:g}) join the duplicates")
         if config.word_init or config.teacher_copies or config.distill_words:
             words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
         if config.word_init:
@@ -386,6 +417,8 @@ def train(
             if progress:
                 batches = progress(batches, steps, f"{stage} epoch {epoch}")
             losses = [_step(model, optimizer, schedule, stage_objectives, stage, batch, device) for batch in batches]
+            if not losses:
+                raise QsearchError(_NO_BATCH[stage].format(size=config.batch_size))
             model.eval()
             encoder = Encoder(manifest, data.vocab, model.numpy_weights())
             scores = _validate(encoder, data)

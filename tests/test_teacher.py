@@ -233,3 +233,86 @@ def test_a_distillation_epoch_visits_each_question_once_in_batches_of_similar_le
     shuffled = np.random.default_rng(0).permutation(data.distilled_rows)[: len(rows)].reshape(-1, 16)
     random_spread = np.mean([np.ptp([len(data.ids[data.distilled(n)]) for n in batch]) for batch in shuffled])
     assert spread < random_spread / 3
+
+
+def test_silver_pairs_are_the_teachers_near_questions_in_other_words_never_near_misses_or_labelled_pairs():
+    from qsearch.lexical import Lexicon
+    from qsearch.silver import silver_pairs
+
+    questions = [
+        "How do I become a politician?",  # 0
+        "How do I start a career in politics?",  # 1: other words, same meaning
+        "How do I convert inches to centimeters?",  # 2
+        "How do I convert liters to gallons?",  # 3: shares most words, another meaning
+        "What is the best espresso machine?",  # 4
+        "Which coffee maker should I buy?",  # 5: near, but labelled as a non-duplicate
+        "Why is the sky blue?",  # 6: far from everything
+    ]
+    vectors = np.array([[1, 0, 0, 0], [0.95, 0.3, 0, 0], [0, 1, 0, 0], [0, 0.98, 0.2, 0], [0, 0, 1, 0], [0, 0, 0.97, 0.25], [0.3, 0.3, 0.3, 0.85]])
+    lexicon = Lexicon.count(Vocabulary.build(questions, 1, 1000, 10), questions)
+    assert silver_pairs(questions, vectors, lexicon, 0.9, exclude=[(5, 4)]) == [(0, 1)]
+    assert silver_pairs(questions, vectors, lexicon, 0.9) == [(0, 1), (4, 5)]
+    assert silver_pairs(questions, vectors, lexicon, 0.99) == [], "below the cosine, no pair"
+
+
+def test_silver_pairs_join_the_triplet_stage_as_duplicates_with_their_clusters_merged(pairs_slice, tmp_path):
+    from qsearch.train import _add_silver_pairs, _training_data
+
+    data = _training_data(tiny_config(pairs_slice), True, lambda line: None)
+    before = list(data.pairs)
+    vectors = cached_encode(HashTeacher(), data.questions, "questions", tmp_path, lambda line: None)  # as training reads them
+    added = _add_silver_pairs(data, vectors, 0.8)
+    assert added > 0 and len(data.pairs) == len(before) + 2 * added, "both directions"
+    assert [p[3:] for p in data.pairs[: len(before)]] == [p[3:] for p in before], "the labelled pairs stay first, unchanged"
+    for a_ids, b_ids, cluster, a, b in data.pairs:
+        assert cluster >= 0 and a_ids == data.ids[data.questions[a]] and b_ids == data.ids[data.questions[b]]
+    same = {}
+    for *_, cluster, a, b in data.pairs:
+        assert same.setdefault(a, cluster) == cluster and same.setdefault(b, cluster) == cluster, "a question has one cluster"
+    lines = []
+    train(tiny_config(pairs_slice, silver_cosine=0.8), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert any(line.startswith(f"silver pairs: {added} ") for line in lines), lines
+    assert not any("loss nan" in line for line in lines), lines
+
+
+def test_clusters_merged_too_far_for_a_batch_are_a_clear_error_not_a_silent_epoch(pairs_slice, tmp_path):
+    """The stand-in teacher's bag-of-words cosines at 0.6 chain most questions into one cluster,
+    so no batch of 64 pairs from different clusters exists."""
+    with pytest.raises(QsearchError, match="no batch of 64 pairs from different duplicate clusters"):
+        train(tiny_config(pairs_slice, silver_cosine=0.6), log=lambda line: None, teacher=HashTeacher(), cache_dir=tmp_path)
+
+
+def test_a_validation_or_test_pair_never_becomes_a_silver_pair(pairs_frame, tmp_path):
+    """A question can be in a training pair and a test pair at once: the teacher may find the
+    test pair's two questions side by side, and it must still not be trained on."""
+    import pandas as pd
+
+    from qsearch.data import split_of
+    from qsearch.train import _add_silver_pairs, _training_data
+
+    ids = [f"extra-{n}" for n in range(200)]
+    parts = split_of(ids)
+    test_id = next(i for i, p in zip(ids, parts) if p == "test")
+    train_ids = [i for i, p in zip(ids, parts) if p == "train"][:4]
+    a, b = "How do I become a politician?", "What steps lead to a career in politics?"
+    c, d = "Which coffee maker should I buy?", "What is the best espresso machine for home?"
+    rows = [(test_id, a, b, 1)] + [(i, q, f"Filler question number {n} about nothing?", 0) for n, (i, q) in enumerate(zip(train_ids, (a, b, c, d)))]
+    extra = pd.DataFrame([{"id": i, "qid1": f"{i}-1", "qid2": f"{i}-2", "question1": q1, "question2": q2, "is_duplicate": y} for i, q1, q2, y in rows])
+    path = tmp_path / "pairs.csv"
+    pd.concat([pairs_frame.head(1500), extra])[pairs_frame.columns].to_csv(path, index=False)
+
+    class SideBySide(HashTeacher):  # a and b at one place, c and d at another, the rest elsewhere
+        def encode(self, texts):
+            out = np.concatenate([super().encode(texts), np.zeros((len(texts), 2), dtype=np.float32)], axis=1)
+            for row, text in enumerate(texts):
+                if text in (a, b, c, d):
+                    out[row] = 0.0
+                    out[row, 48 + (text in (c, d))] = 1.0
+            return out
+
+    data = _training_data(tiny_config(path), True, lambda line: None)
+    before = len(data.pairs)
+    _add_silver_pairs(data, cached_encode(SideBySide(), data.questions, "questions", tmp_path, lambda line: None), 0.99)
+    silver = {frozenset((data.questions[p[3]], data.questions[p[4]])) for p in data.pairs[before:]}
+    assert frozenset((c, d)) in silver, "the unlabelled pair in other words is found"
+    assert frozenset((a, b)) not in silver, "the test pair is not"
