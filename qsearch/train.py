@@ -148,7 +148,7 @@ def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
     return _Data(parts, vocab, questions, ids, pairs, negatives)
 
 
-def _add_silver_pairs(data: _Data, vectors: np.ndarray, min_cosine: float) -> int:
+def _add_silver_pairs(data: _Data, vectors: np.ndarray, lexicon: Lexicon, min_cosine: float) -> int:
     """Add ``silver_pairs`` as duplicates in both directions, and merge duplicate clusters across
     them so that a batch still holds no false negative. A question of a training pair may also be
     in a validation or test pair, so no labelled pair of any part can become a silver one."""
@@ -160,7 +160,7 @@ def _add_silver_pairs(data: _Data, vectors: np.ndarray, min_cosine: float) -> in
         for a, b in zip(part["question1"].str.strip(), part["question2"].str.strip())
         if a in row and b in row
     ]
-    found = [(a, b) for a, b in silver_pairs(q, vectors, Lexicon.count(data.vocab, q), min_cosine, labelled) if data.ids[q[a]] and data.ids[q[b]]]
+    found = [(a, b) for a, b in silver_pairs(q, vectors, lexicon, min_cosine, labelled) if data.ids[q[a]] and data.ids[q[b]]]
     links = [(p[3], p[4]) for p in data.pairs] + found
     cluster = duplicate_components([q[a] for a, _ in links], [q[b] for _, b in links])
     new = [(data.ids[q[a]], data.ids[q[b]], -1, a, b) for a, b in found]
@@ -317,6 +317,7 @@ def train(
     if saved is not None and ckpt.differences(saved["fingerprint"], mark):
         raise QsearchError(f"the checkpoint in {checkpoints} comes from other data or options: " + "; ".join(ckpt.differences(saved["fingerprint"], mark)))
     data = _training_data(config, teacher is not None, log)
+    lexicon = Lexicon.count(data.vocab, data.questions)  # word counts: silver pairs' overlap, then the saved model's ranking
     mcfg = replace(config.model, vocab_size=len(data.vocab))
     model = LSTMEncoder(mcfg).to(device)
     teacher_info: dict = {"name": None}
@@ -329,7 +330,7 @@ def train(
         t0 = time.perf_counter()
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
         if config.silver_cosine:
-            added = _add_silver_pairs(data, vectors, config.silver_cosine)
+            added = _add_silver_pairs(data, vectors, lexicon, config.silver_cosine)
             log(f"silver pairs: {added} of the teacher's near pairs in other words (cosine >= {config.silver_cosine:g}) join the duplicates")
         if config.word_init or config.teacher_copies or config.distill_words:
             words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
@@ -463,7 +464,7 @@ def train(
         "training_seconds": round(time.perf_counter() - started, 1),
         "history": state.history,
     }
-    return Encoder(manifest, data.vocab, weights, Lexicon.count(data.vocab, data.questions))
+    return Encoder(manifest, data.vocab, weights, lexicon)
 
 
 def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float) -> dict:

@@ -11,6 +11,7 @@ from conftest import HashTeacher, run_cli
 from qsearch.augment import teacher_copies, word_neighbours
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
+from qsearch.lexical import Lexicon
 from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MinedNegatives
@@ -236,7 +237,6 @@ def test_a_distillation_epoch_visits_each_question_once_in_batches_of_similar_le
 
 
 def test_silver_pairs_are_the_teachers_near_questions_in_other_words_never_near_misses_or_labelled_pairs():
-    from qsearch.lexical import Lexicon
     from qsearch.silver import silver_pairs
 
     questions = [
@@ -261,7 +261,7 @@ def test_silver_pairs_join_the_triplet_stage_as_duplicates_with_their_clusters_m
     data = _training_data(tiny_config(pairs_slice), True, lambda line: None)
     before = list(data.pairs)
     vectors = cached_encode(HashTeacher(), data.questions, "questions", tmp_path, lambda line: None)  # as training reads them
-    added = _add_silver_pairs(data, vectors, 0.8)
+    added = _add_silver_pairs(data, vectors, Lexicon.count(data.vocab, data.questions), 0.8)
     assert added > 0 and len(data.pairs) == len(before) + 2 * added, "both directions"
     assert [p[3:] for p in data.pairs[: len(before)]] == [p[3:] for p in before], "the labelled pairs stay first, unchanged"
     for a_ids, b_ids, cluster, a, b in data.pairs:
@@ -312,7 +312,8 @@ def test_a_validation_or_test_pair_never_becomes_a_silver_pair(pairs_frame, tmp_
 
     data = _training_data(tiny_config(path), True, lambda line: None)
     before = len(data.pairs)
-    _add_silver_pairs(data, cached_encode(SideBySide(), data.questions, "questions", tmp_path, lambda line: None), 0.99)
+    vectors = cached_encode(SideBySide(), data.questions, "questions", tmp_path, lambda line: None)
+    _add_silver_pairs(data, vectors, Lexicon.count(data.vocab, data.questions), 0.99)
     silver = {frozenset((data.questions[p[3]], data.questions[p[4]])) for p in data.pairs[before:]}
     assert frozenset((c, d)) in silver, "the unlabelled pair in other words is found"
     assert frozenset((a, b)) not in silver, "the test pair is not"
