@@ -13,6 +13,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from qsearch.config import ModelConfig
 
+LSTM_CHUNK = 64  # rows per packed LSTM call (sorted by length): 64 was faster on 2 CPU cores than 32, 128 or 256
+
 
 class LSTMEncoder(nn.Module):
     """Both questions of a pair go through this one module (shared weights)."""
@@ -29,17 +31,30 @@ class LSTMEncoder(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``ids`` (b, t, pieces) padded with 0, ``lengths`` (b,) >= 1 -> (b, dim) unit vectors.
 
-        A token's embedding is the mean of its pieces' rows (one piece for a known word).
+        A token's embedding is the mean of its pieces' rows (one piece for a known word), summed
+        by ``embedding_bag``: the same numbers as gathering every piece's row and adding, without
+        the (b, t, pieces, embed_dim) tensor that made the gather and its gradient a quarter of a
+        training step. The LSTM then runs on rows sorted by length, ``LSTM_CHUNK`` at a time:
+        the same function of each row, a quarter less time than one packed batch of 256 on a CPU.
         """
-        if ids.shape[2] == 1:
+        b, t, width = ids.shape
+        if width == 1:
             x = self.embedding(ids[:, :, 0])
         else:
+            summed = nn.functional.embedding_bag(ids.reshape(b * t, width), self.embedding.weight, mode="sum", padding_idx=0)
             counts = (ids > 0).sum(dim=2, keepdim=True).clamp(min=1)
-            x = self.embedding(ids).sum(dim=2) / counts.to(self.embedding.weight.dtype)
-        packed = pack_padded_sequence(self.dropout(x), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
-        mean = out.sum(dim=1) / lengths.to(out.device).unsqueeze(1).to(out.dtype)
+            x = summed.reshape(b, t, -1) / counts.to(self.embedding.weight.dtype)
+        x = self.dropout(x)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        means = []
+        for start in range(0, b, LSTM_CHUNK):
+            rows = order[start : start + LSTM_CHUNK]
+            chunk_lengths = lengths[rows]
+            longest = int(chunk_lengths[0])
+            packed = pack_padded_sequence(x[rows.to(x.device), :longest], chunk_lengths, batch_first=True)
+            out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=longest)
+            means.append(out.sum(dim=1) / chunk_lengths.to(out.device).unsqueeze(1).to(out.dtype))
+        mean = torch.cat(means)[torch.argsort(order).to(x.device)]
         return nn.functional.normalize(mean, dim=1)
 
     def numpy_weights(self) -> dict[str, np.ndarray]:

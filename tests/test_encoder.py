@@ -7,7 +7,7 @@ import torch
 from qsearch import Encoder
 from qsearch.errors import QsearchError
 from qsearch.config import ModelConfig, TrainConfig
-from qsearch.model import LSTMEncoder, batch_tensors
+from qsearch.model import LSTM_CHUNK, LSTMEncoder, batch_tensors
 
 
 def torch_module(encoder: Encoder) -> LSTMEncoder:
@@ -62,6 +62,18 @@ def test_numpy_inference_matches_the_torch_module(tiny_model, shape):
     with torch.no_grad():
         expected = module(*batch_tensors(encoder.token_ids(texts))).numpy()
     assert np.allclose(encoder.encode(texts), expected, atol=1e-5)
+
+
+def test_torch_module_keeps_each_rows_vector_across_its_length_sorted_chunks(tiny_model, pairs_frame):
+    """Training runs the LSTM on rows sorted by length, LSTM_CHUNK at a time, and pieces of
+    unknown words summed by embedding_bag: each row must still get its own vector, in its place."""
+    encoder = Encoder.load(tiny_model)
+    texts = pairs_frame["question1"].head(3 * LSTM_CHUNK).tolist() + ["Whyyyyy is qwertzuiop so unpronounceable?", "Hi"]
+    ids = encoder.token_ids(texts)
+    assert len({len(q) for q in ids}) > 10 and max(len(p) for q in ids for p in q) > 1
+    with torch.no_grad():
+        vectors = torch_module(encoder)(*batch_tensors(ids)).numpy()
+    assert np.allclose(vectors, encoder.encode(texts), atol=1e-5)
 
 
 def test_save_load_round_trip_gives_identical_vectors(tiny_model, tmp_path):
