@@ -17,39 +17,24 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from qsearch.evaluate import nearest
 from qsearch.lexical import Lexicon
 
 MAX_OVERLAP = 0.4  # a silver pair's idf-weighted word overlap stays below this
 _BLOCK = 4096
-ARGMAX_PASSES = 4
 
 
 def nearest_rows(table: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit row's ``k`` nearest other rows by cosine: (n, k) indices and scores, best first.
-
-    For ``k`` up to ``ARGMAX_PASSES`` (silver pairs' 3) each block takes ``k`` passes of argmax,
-    each a tenth of a partial sort of every row (55k questions: 24 s instead of 57); beyond
-    that (word neighbours' 8) the partial sort is as fast. Exact ties may come in either order.
-    """
+    """Each unit row's ``k`` nearest other rows by cosine: (n, k) indices and scores, best first
+    (``evaluate.nearest`` over the table itself). Exact ties may come in either order."""
     table = np.ascontiguousarray(table, dtype=np.float32)
-    n = table.shape[0]
-    index = np.zeros((n, k), dtype=np.int64)
-    score = np.zeros((n, k), dtype=np.float32)
-    for start in range(0, n, _BLOCK):
-        scores = table[start : start + _BLOCK] @ table.T
-        rows = np.arange(scores.shape[0])
-        scores[rows, rows + start] = -np.inf
-        if k <= ARGMAX_PASSES:
-            top = np.empty((len(rows), k), dtype=np.int64)
-            for j in range(k):
-                top[:, j] = scores.argmax(axis=1)
-                score[start + rows, j] = scores[rows, top[:, j]]
-                scores[rows, top[:, j]] = -np.inf
-        else:
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1), axis=1)
-            score[start : start + len(rows)] = np.take_along_axis(scores, top, axis=1)
-        index[start : start + len(rows)] = top
+    index = np.zeros((len(table), k), dtype=np.int64)
+    score = np.zeros((len(table), k), dtype=np.float32)
+    for start, top, scores in nearest(table, table, np.arange(len(table)), k, _BLOCK):
+        best = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-best, axis=1)
+        index[start : start + len(top)] = np.take_along_axis(top, order, axis=1)
+        score[start : start + len(top)] = np.take_along_axis(best, order, axis=1)
     return index, score
 
 
