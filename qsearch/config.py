@@ -66,7 +66,7 @@ class TrainConfig:
     distill: str = "projection"  # projection (a head onto the teacher, dropped after) or similarity (cosine matrix)
     distill_weight: float = 1.0  # weight of distillation beside the triplet loss
     similarity_weight: float = 5.0  # with a teacher, triplet stage: weight of matching its in-batch cosines too
-    silver_cosine: float = 0.8  # with a teacher: add its near pairs in other words at or above this cosine as duplicates (0: none)
+    silver_cosine: float = 0.75  # with a teacher: add its near pairs in other words at or above this cosine as duplicates (0: none)
     mined_weight: float = 0.0  # triplet stage: weight of negatives mined from the student's own nearest questions
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
     distill_words: float = 1.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions
