@@ -475,6 +475,31 @@ def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors
     return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power)}
 
 
+def refit_output_map(
+    encoder: Encoder, config: TrainConfig, teacher: Teacher, power: float, cache_dir: Path | None = None, log: Callable[[str], None] = print
+) -> Encoder:
+    """``encoder`` with its output map fitted again at ``power`` (0: none), without training.
+
+    The map is fitted after training (``qsearch.alignment``), so its power can be chosen on a
+    trained model: this gives what ``--map-power`` would have given the same weights.
+    ``config`` is the model's training data and vocabulary settings; the thresholds stay the
+    old ones until ``calibrate_and_save`` chooses them again.
+    """
+    if power < 0:
+        raise QsearchError("the map's power must be 0 (no map) or more")
+    data = _training_data(config, True, lambda m: None)
+    if data.vocab.sha256 != encoder.vocab.sha256:
+        raise QsearchError(f"the model's vocabulary is not the one {Path(config.data).name} gives with these settings: pass the data it was trained on")
+    manifest = {**encoder.manifest, "training": {**encoder.manifest.get("training", {}), "map_power": power}}
+    weights = {k: v for k, v in encoder.weights.items() if k != OUTPUT_WEIGHT}
+    manifest.pop("output_map", None)
+    if power:
+        vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log)
+        weights = _with_output_map(manifest, data, weights, vectors, power)
+        manifest["output_map"] = {"power": power, "texts": len(data.questions)}
+    return Encoder(manifest, encoder.vocab, weights, encoder.lexicon)
+
+
 def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
     """Save, reload the saved model, pick its threshold on validation, store val/test metrics."""
     trained.save(out)

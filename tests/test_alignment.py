@@ -8,7 +8,7 @@ from qsearch import Encoder
 from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
-from qsearch.train import train
+from qsearch.train import refit_output_map, train
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -76,3 +76,24 @@ def test_a_map_of_the_wrong_shape_is_a_clear_error(tiny_model):
     encoder = Encoder.load(tiny_model)
     with pytest.raises(QsearchError, match="output map"):
         Encoder(encoder.manifest, encoder.vocab, {**encoder.weights, OUTPUT_WEIGHT: np.eye(3, dtype=np.float32)})
+
+
+def test_the_map_can_be_fitted_again_at_another_power_without_training(pairs_slice, tmp_path):
+    config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=1,
+                         batch_size=64, threads=1, english_words=0, buckets=500)
+    mapped = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
+    again = refit_output_map(mapped, config, HashTeacher(), 0.5, cache_dir=tmp_path, log=lambda m: None)
+    assert np.allclose(again.weights[OUTPUT_WEIGHT], mapped.weights[OUTPUT_WEIGHT], atol=1e-5), "the same power gives the same map"
+    stronger = refit_output_map(mapped, config, HashTeacher(), 1.0, cache_dir=tmp_path, log=lambda m: None)
+    assert stronger.manifest["output_map"]["power"] == 1.0 and stronger.manifest["training"]["map_power"] == 1.0
+    assert mapped.manifest["output_map"]["power"] == 0.5, "the model refitted from is left as it was"
+    texts = ["How old are you?", "What is your age?", "How do I learn Python?"]
+    assert not np.allclose(cosines(stronger.encode(texts)), cosines(mapped.encode(texts)), atol=1e-4)
+    none = refit_output_map(mapped, config, HashTeacher(), 0.0, cache_dir=tmp_path, log=lambda m: None)
+    assert OUTPUT_WEIGHT not in none.weights and "output_map" not in none.manifest
+
+
+def test_a_map_is_fitted_again_only_on_the_data_the_model_was_trained_on(tiny_model, pairs_slice, tmp_path):
+    with pytest.raises(QsearchError, match="vocabulary"):
+        refit_output_map(Encoder.load(tiny_model), TrainConfig(data=pairs_slice, corpus=None, english_words=0, buckets=7),
+                         HashTeacher(), 0.5, cache_dir=tmp_path, log=lambda m: None)
