@@ -447,7 +447,6 @@ def train(
     weights = state.best_weights
     if teacher is not None and config.map_power:
         weights = _with_output_map(manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), config.map_power)
-        manifest["output_map"] = {"power": config.map_power, "texts": len(data.questions)}
         log(f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g})")
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
@@ -468,10 +467,12 @@ def train(
 
 
 def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float) -> dict:
-    """The kept weights plus the map fitted on the training questions; fitted on the vectors
-    the saved weights give, so a map fitted again from a saved folder is the same."""
+    """The kept weights plus the map fitted on the training questions (recorded in
+    ``manifest``); fitted on the vectors the saved weights give, so a map fitted again from a
+    saved folder is the same."""
     saved = from_stored(stored(weights))
     student = Encoder(manifest, data.vocab, saved).encode(data.questions)
+    manifest["output_map"] = {"power": power, "texts": len(data.questions)}
     return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power)}
 
 
@@ -485,8 +486,7 @@ def refit_output_map(
     ``config`` is the model's training data and vocabulary settings; the thresholds stay the
     old ones until ``calibrate_and_save`` chooses them again.
     """
-    if power < 0:
-        raise QsearchError("the map's power must be 0 (no map) or more")
+    _check(replace(config, map_power=power), teacher)
     data = _training_data(config, True, lambda m: None)
     if data.vocab.sha256 != encoder.vocab.sha256:
         raise QsearchError(f"the model's vocabulary is not the one {Path(config.data).name} gives with these settings: pass the data it was trained on")
@@ -496,7 +496,6 @@ def refit_output_map(
     if power:
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log)
         weights = _with_output_map(manifest, data, weights, vectors, power)
-        manifest["output_map"] = {"power": power, "texts": len(data.questions)}
     return Encoder(manifest, encoder.vocab, weights, encoder.lexicon)
 
 
