@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import PARAPHRASES, PARAPHRASES_DEV, machine, save
 from ranking import recall_by_weight, searches
-from qsearch import Encoder
+from qsearch import Encoder, QsearchError
 from qsearch.checkpoint import config_of
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import choose_threshold, classification_metrics, pair_scores, roc_auc
@@ -110,4 +110,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except QsearchError as e:  # a missing model, another model's data, a negative power: one line, no traceback
+        sys.exit(f"error: {e}")
