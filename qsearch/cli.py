@@ -108,6 +108,10 @@ def train(
         "at or above this cosine that share few rare words with it join the duplicates of the triplet stage "
         "(duplicates in other words, which Quora's labels rarely give; 0: none)."
     ),
+    silver_weight: float = typer.Option(
+        _T.silver_weight, min=0.0, max=1.0, help="A silver pair's weight in the triplet loss, where a labelled pair's is 1: "
+        "the teacher's pairs are guesses, so below 1 they teach other words while Quora's labels keep the lead."
+    ),
     teacher_copies: float = typer.Option(
         _T.teacher_copies, min=0.0, max=1.0, help="With a teacher: share of the questions given a changed copy (a word dropped, "
         "swapped, misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns "
@@ -174,7 +178,7 @@ def train(
     corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -205,7 +209,7 @@ def train(
 _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
-    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine",
+    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight",
     "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",

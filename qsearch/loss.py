@@ -5,14 +5,17 @@ from __future__ import annotations
 import torch
 
 
-def batch_hard_triplet_loss(v1: torch.Tensor, v2: torch.Tensor, margin: float = 0.25) -> torch.Tensor:
+def batch_hard_triplet_loss(
+    v1: torch.Tensor, v2: torch.Tensor, margin: float = 0.25, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sum over the batch of the mean-negative and closest-negative triplet losses.
 
     ``v1[i]`` and ``v2[i]`` are L2-normalised vectors of a duplicate pair; every ``v1[j]``
     (j != i) is a negative for ``v2[i]``. With ``scores = v2 @ v1.T``:
     ``mean_neg`` is the mean off-diagonal score of a row, ``closest_neg`` the largest
     off-diagonal score still below the row's positive (hard-negative mining). Returns
-    ``sum_i relu(margin - pos_i + mean_neg_i) + relu(margin - pos_i + closest_neg_i)``.
+    ``sum_i relu(margin - pos_i + mean_neg_i) + relu(margin - pos_i + closest_neg_i)``, each
+    row's term times ``weights[i]`` when given (pairs trusted less, such as silver ones, count less).
     """
     scores = v2 @ v1.T
     b = scores.shape[0]
@@ -24,7 +27,8 @@ def batch_hard_triplet_loss(v1: torch.Tensor, v2: torch.Tensor, margin: float = 
     closest_negative = (off_diagonal - 2.0 * exclude.to(scores.dtype)).max(dim=1).values
     loss_closest = torch.relu(margin - positive + closest_negative)
     loss_mean = torch.relu(margin - positive + mean_negative)
-    return (loss_closest + loss_mean).sum()
+    per_row = loss_closest + loss_mean
+    return (per_row if weights is None else per_row * weights).sum()
 
 
 def pair_ranking_loss(positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.25) -> torch.Tensor:

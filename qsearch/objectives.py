@@ -21,10 +21,12 @@ from qsearch.model import batch_tensors
 @dataclass
 class Batch:
     """One step's student vectors: ``vectors[0]`` (and ``vectors[1]``, the duplicates of its
-    rows, in a pair batch), with each question's row in the teacher's table (``rows``)."""
+    rows, in a pair batch), with each question's row in the teacher's table (``rows``) and, in
+    a pair batch, each pair's weight in the triplet loss (``weights``)."""
 
     vectors: list[torch.Tensor]
     rows: list[np.ndarray]
+    weights: torch.Tensor | None = None
 
 
 class Triplet:
@@ -36,7 +38,7 @@ class Triplet:
         self.margin = margin
 
     def __call__(self, batch: Batch) -> torch.Tensor:
-        return batch_hard_triplet_loss(batch.vectors[0], batch.vectors[1], self.margin)
+        return batch_hard_triplet_loss(batch.vectors[0], batch.vectors[1], self.margin, batch.weights)
 
 
 class Ranking:

@@ -93,7 +93,7 @@ class _Data:
     vocab: Vocabulary
     questions: list[str]  # every distinct question the student may learn from
     ids: dict[str, list]  # each of them (and each teacher copy) tokenized once
-    pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b)
+    pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b, weight in the triplet loss)
     negatives: list[tuple]
     extra: list[str] = field(default_factory=list)  # texts beyond the questions the teacher encoded: changed copies, then single words
 
@@ -127,8 +127,8 @@ def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
     questions = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
     row = {q: n for n, q in enumerate(questions)}
     ids = {q: vocab.ids(q, config.model.max_len) for q in questions}
-    pairs = [(ids[a], ids[b], cluster[a], row[a], row[b]) for a, b in given + extra if a and b]
-    pairs += [(b, a, c, rb, ra) for a, b, c, ra, rb in pairs]
+    pairs = [(ids[a], ids[b], cluster[a], row[a], row[b], 1.0) for a, b in given + extra if a and b]
+    pairs += [(b, a, c, rb, ra, w) for a, b, c, ra, rb, w in pairs]
     negatives = []
     if config.labelled_negatives:
         non_dups = train_part[train_part["is_duplicate"] == 0]
@@ -148,10 +148,11 @@ def _training_data(config: TrainConfig, with_teacher: bool, log) -> _Data:
     return _Data(parts, vocab, questions, ids, pairs, negatives)
 
 
-def _add_silver_pairs(data: _Data, vectors: np.ndarray, lexicon: Lexicon, min_cosine: float) -> int:
-    """Add ``silver_pairs`` as duplicates in both directions, and merge duplicate clusters across
-    them so that a batch still holds no false negative. A question of a training pair may also be
-    in a validation or test pair, so no labelled pair of any part can become a silver one."""
+def _add_silver_pairs(data: _Data, vectors: np.ndarray, lexicon: Lexicon, min_cosine: float, weight: float = 1.0) -> int:
+    """Add ``silver_pairs`` as duplicates in both directions, each counting ``weight`` in the
+    triplet loss (a labelled pair counts 1), and merge duplicate clusters across them so that a
+    batch still holds no false negative. A question of a training pair may also be in a
+    validation or test pair, so no labelled pair of any part can become a silver one."""
     q = data.questions
     row = {text: n for n, text in enumerate(q)}
     labelled = [
@@ -163,9 +164,9 @@ def _add_silver_pairs(data: _Data, vectors: np.ndarray, lexicon: Lexicon, min_co
     found = [(a, b) for a, b in silver_pairs(q, vectors, lexicon, min_cosine, labelled) if data.ids[q[a]] and data.ids[q[b]]]
     links = [(p[3], p[4]) for p in data.pairs] + found
     cluster = duplicate_components([q[a] for a, _ in links], [q[b] for _, b in links])
-    new = [(data.ids[q[a]], data.ids[q[b]], -1, a, b) for a, b in found]
-    new += [(y, x, c, b, a) for x, y, c, a, b in new]
-    data.pairs = [(x, y, cluster[q[a]], a, b) for x, y, _, a, b in data.pairs + new]
+    new = [(data.ids[q[a]], data.ids[q[b]], -1, a, b, weight) for a, b in found]
+    new += [(y, x, c, b, a, w) for x, y, c, a, b, w in new]
+    data.pairs = [(x, y, cluster[q[a]], a, b, w) for x, y, _, a, b, w in data.pairs + new]
     return len(found)
 
 
@@ -227,7 +228,8 @@ def _student_batch(model: LSTMEncoder, stage: str, batch: list, device) -> Batch
         return Batch([model(*batch_tensors([b[0] for b in batch], device))], [np.array([b[1] for b in batch])])
     a = model(*batch_tensors([p[0] for p in batch], device))
     b = model(*batch_tensors([p[1] for p in batch], device))
-    return Batch([a, b], [np.array([p[3] for p in batch]), np.array([p[4] for p in batch])])
+    weights = torch.tensor([p[5] for p in batch], dtype=a.dtype, device=a.device)
+    return Batch([a, b], [np.array([p[3] for p in batch]), np.array([p[4] for p in batch])], weights)
 
 
 def _step(model, optimizer, schedule, objectives, stage: str, batch: list, device) -> float:
@@ -251,6 +253,8 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError(f"unknown distillation {config.distill!r}; pick one of: {', '.join(DISTILL_KINDS)}")
     if config.batch_size < 2:
         raise QsearchError("batch size must be at least 2 (the other pairs of a batch are the negatives)")
+    if not 0 < config.silver_weight <= 1:
+        raise QsearchError("the silver pairs' weight must be above 0 and at most 1 (a labelled pair's)")
     if config.map_power < 0:
         raise QsearchError("the map's power must be 0 (no map) or more")
     if teacher is not None and not callable(getattr(teacher, "encode", None)):
@@ -330,8 +334,11 @@ def train(
         t0 = time.perf_counter()
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
         if config.silver_cosine:
-            added = _add_silver_pairs(data, vectors, lexicon, config.silver_cosine)
-            log(f"silver pairs: {added} of the teacher's near pairs in other words (cosine >= {config.silver_cosine:g}) join the duplicates")
+            added = _add_silver_pairs(data, vectors, lexicon, config.silver_cosine, config.silver_weight)
+            log(
+                f"silver pairs: {added} of the teacher's near pairs in other words (cosine >= {config.silver_cosine:g}) "
+                f"join the duplicates, at weight {config.silver_weight:g}"
+            )
         if config.word_init or config.teacher_copies or config.distill_words:
             words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
         if config.word_init:

@@ -29,6 +29,16 @@ def test_closest_negative_ignores_negatives_above_the_positive():
     assert torch.isclose(loss, row0 + row1, atol=1e-6)
 
 
+def test_a_pairs_weight_scales_its_own_row_of_the_loss():
+    v1 = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [0.3, 1.0], [1.0, 1.0]]), dim=1)
+    v2 = torch.nn.functional.normalize(torch.tensor([[0.4, 1.0], [1.0, 0.1], [1.0, 0.9]]), dim=1)
+    rows = [batch_hard_triplet_loss(v1, v2, weights=torch.eye(3)[i]) for i in range(3)]
+    assert all(r > 0 for r in rows[:2]), "the chosen rows have a loss of their own"
+    assert torch.isclose(sum(rows), batch_hard_triplet_loss(v1, v2), atol=1e-6), "the rows add up to the unweighted loss"
+    halved = batch_hard_triplet_loss(v1, v2, weights=torch.tensor([1.0, 0.5, 1.0]))
+    assert torch.isclose(halved, rows[0] + 0.5 * rows[1] + rows[2], atol=1e-6)
+
+
 def test_ranking_loss_penalises_non_duplicates_scored_above_duplicates():
     good = pair_ranking_loss(torch.tensor([0.9, 0.8]), torch.tensor([0.1, 0.2]))
     bad = pair_ranking_loss(torch.tensor([0.3]), torch.tensor([0.6]))

@@ -83,11 +83,13 @@ def test_a_cached_teacher_gives_the_same_model_as_a_fresh_one(pairs_slice, tmp_p
     assert np.array_equal(a.encode(texts), b.encode(texts))
 
 
-def test_zero_epochs_or_a_teacher_without_encode_is_a_clear_error(pairs_slice):
+def test_zero_epochs_a_teacher_without_encode_or_no_weight_for_silver_pairs_is_a_clear_error(pairs_slice):
     with pytest.raises(QsearchError, match="epochs must be at least 1"):
         train(tiny_config(pairs_slice, epochs=0), log=lambda m: None)
     with pytest.raises(QsearchError, match="encode"):
         train(tiny_config(pairs_slice), log=lambda m: None, teacher=object())
+    with pytest.raises(QsearchError, match="silver pairs' weight must be above 0"):
+        train(tiny_config(pairs_slice, silver_weight=0.0), log=lambda m: None, teacher=HashTeacher())
 
 
 def test_a_teacher_that_returns_the_wrong_shape_is_a_clear_error(pairs_slice, tmp_path):
@@ -261,17 +263,18 @@ def test_silver_pairs_join_the_triplet_stage_as_duplicates_with_their_clusters_m
     data = _training_data(tiny_config(pairs_slice), True, lambda line: None)
     before = list(data.pairs)
     vectors = cached_encode(HashTeacher(), data.questions, "questions", tmp_path, lambda line: None)  # as training reads them
-    added = _add_silver_pairs(data, vectors, Lexicon.count(data.vocab, data.questions), 0.8)
+    added = _add_silver_pairs(data, vectors, Lexicon.count(data.vocab, data.questions), 0.8, weight=0.5)
     assert added > 0 and len(data.pairs) == len(before) + 2 * added, "both directions"
     assert [p[3:] for p in data.pairs[: len(before)]] == [p[3:] for p in before], "the labelled pairs stay first, unchanged"
-    for a_ids, b_ids, cluster, a, b in data.pairs:
+    assert [p[5] for p in data.pairs] == [1.0] * len(before) + [0.5] * (2 * added), "silver pairs count at their weight"
+    for a_ids, b_ids, cluster, a, b, _ in data.pairs:
         assert cluster >= 0 and a_ids == data.ids[data.questions[a]] and b_ids == data.ids[data.questions[b]]
     same = {}
-    for *_, cluster, a, b in data.pairs:
+    for *_, cluster, a, b, _ in data.pairs:
         assert same.setdefault(a, cluster) == cluster and same.setdefault(b, cluster) == cluster, "a question has one cluster"
     lines = []
-    train(tiny_config(pairs_slice, silver_cosine=0.8), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
-    assert any(line.startswith(f"silver pairs: {added} ") for line in lines), lines
+    train(tiny_config(pairs_slice, silver_cosine=0.8, silver_weight=0.5), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert any(line.startswith(f"silver pairs: {added} ") and line.endswith("at weight 0.5") for line in lines), lines
     assert not any("loss nan" in line for line in lines), lines
 
 
