@@ -162,6 +162,13 @@ def train(
     """
     from dataclasses import replace
 
+    from qsearch.data import check_file
+
+    corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
+    for path in (data, corpus_file):  # before the seconds that torch and the teacher take to load
+        if path is not None:
+            check_file(Path(path))
+
     import torch
     from tqdm import tqdm
 
@@ -175,7 +182,6 @@ def train(
         model = ModelConfig(embed_dim=embed_dim, dim=dim, layers=layers)
     except ValueError as e:
         raise QsearchError(str(e)) from None
-    corpus_file = {"bundled": _T.corpus, "none": None}.get(corpus, Path(corpus))
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
         distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,

@@ -84,7 +84,10 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
 
 def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """Accuracy, confusion matrix [[tn fp] [fn tp]], precision, recall, F1, ROC-AUC."""
+    """Accuracy, confusion matrix [[tn fp] [fn tp]], precision, recall, F1, ROC-AUC.
+
+    ROC-AUC is None when the pairs carry one label only: it compares duplicates with
+    non-duplicates, and None stays valid JSON where NaN does not."""
     labels = labels.astype(bool)
     pred = scores > threshold
     tp = int((pred & labels).sum())
@@ -102,8 +105,13 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: fl
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "roc_auc": roc_auc(scores, labels) if 0 < labels.sum() < len(labels) else float("nan"),
+        "roc_auc": roc_auc(scores, labels) if 0 < labels.sum() < len(labels) else None,
     }
+
+
+def format_auc(value: float | None) -> str:
+    """A ROC-AUC for people: four decimals, or why there is none."""
+    return "n/a (needs both duplicates and non-duplicates)" if value is None else f"{value:.4f}"
 
 
 def retrieval_metrics(ranked_ids: np.ndarray, relevant: list[set[int]]) -> dict:

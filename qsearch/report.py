@@ -9,21 +9,23 @@ import numpy as np
 from qsearch.data import SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import classification_metrics, duplicate_partners, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
+from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
 
 def select_pairs(data: Path | None, part: str | None):
-    """The pairs to evaluate: the test part of the bundled data unless told otherwise."""
+    """The pairs to evaluate (the test part of the bundled data unless told otherwise), the
+    part's name, and how many rows of the file could not be read as a labelled pair."""
     part = part or ("all" if data else "test")
     if part not in ("all", *SPLITS):
         raise QsearchError(f"--part must be all, train, validation or test, not {part!r}")
-    pairs = load_pairs(data or DEFAULT_PAIRS).frame
+    table = load_pairs(data or DEFAULT_PAIRS)
+    pairs = table.frame
     if part != "all":
         pairs = split_pairs(pairs)[part]
     if pairs.empty:
         raise QsearchError(f"the {part} part of {data or DEFAULT_PAIRS} has no pairs")
-    return pairs, part
+    return pairs, part, table.skipped_rows
 
 
 def evaluate_pairs(
@@ -34,7 +36,7 @@ def evaluate_pairs(
     plot: Path | None = None,
 ) -> dict:
     """Score the pairs with the model and measure them at the model's (or the given) threshold."""
-    pairs, part = select_pairs(data, part)
+    pairs, part, skipped = select_pairs(data, part)
     encoder = Encoder.load(model)
     q1, q2 = pairs["question1"].tolist(), pairs["question2"].tolist()
     scores = pair_scores(encoder, q1, q2)
@@ -46,8 +48,11 @@ def evaluate_pairs(
         "part": part,
         **classification_metrics(scores, labels, cut),
         "pairs_with_an_empty_question": int(sum(not a.strip() or not b.strip() for a, b in zip(q1, q2))),
+        "rows_skipped": skipped,
     }
     if plot:
+        if result["roc_auc"] is None:
+            raise QsearchError("--plot draws a ROC curve, which needs both duplicates and non-duplicates among the pairs")
         plot_scores(scores, labels, cut, plot, title=f"{Path(result['data']).name} ({part})")
         result["plot"] = str(plot)
     return result
@@ -115,9 +120,11 @@ def format_evaluation(r: dict) -> str:
         f"precision   {r['precision']:.4f}",
         f"recall      {r['recall']:.4f}",
         f"F1          {r['f1']:.4f}",
-        f"ROC-AUC     {r['roc_auc']:.4f}",
+        f"ROC-AUC     {format_auc(r['roc_auc'])}",
         f"confusion   [[tn fp] [fn tp]] = [[{tn} {fp}] [{fn} {tp}]]",
     ]
+    if r["rows_skipped"]:
+        lines.append(f"note        {r['rows_skipped']} rows of the file skipped: unreadable, or is_duplicate not 0 or 1")
     if r["pairs_with_an_empty_question"]:
         lines.append(f"note        {r['pairs_with_an_empty_question']} pairs have an empty question (scored 0, not duplicate)")
     if "plot" in r:

@@ -31,7 +31,7 @@ from qsearch.config import DISTILL_KINDS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
 from qsearch.errors import QsearchError
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, pair_scores, roc_auc
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, format_auc, pair_scores, roc_auc
 from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
@@ -523,5 +523,5 @@ def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Ca
     encoder.manifest["metrics"] = {name: classification_metrics(s, y, thresholds["accuracy"]) for name, (s, y) in scored.items()}
     encoder.save(out)
     for name, m in encoder.manifest["metrics"].items():
-        log(f"{name}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {m['roc_auc']:.4f}  (threshold {m['threshold']:.4f})")
+        log(f"{name}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {format_auc(m['roc_auc'])}  (threshold {m['threshold']:.4f})")
     return Encoder.load(out)

@@ -47,6 +47,29 @@ def test_evaluate_threshold_override(tiny_model, pairs_slice):
     assert result["threshold"] == 2 and result["recall"] == 0
 
 
+def test_evaluate_counts_the_rows_it_could_not_read(tiny_model, tmp_path):
+    data = tmp_path / "rough.csv"
+    data.write_text(
+        "question1,question2,is_duplicate\n"
+        "How old are you?,What is your age?,1\n"
+        "How old are you?,Where do you live?,0\n"
+        "Is this a label?,No it is not,2\n"
+        "One field too many,here,1,extra\n"
+    )
+    text = run_cli("evaluate", "--model", str(tiny_model), "--data", str(data)).stdout
+    assert "(2 pairs)" in text and "2 rows of the file skipped" in text
+    result = json.loads(run_cli("evaluate", "--model", str(tiny_model), "--data", str(data), "--json").stdout)
+    assert result["pairs"] == 2 and result["rows_skipped"] == 2
+
+
+def test_evaluate_on_pairs_of_one_label_has_no_roc_auc_and_stays_valid_json(tiny_model, tmp_path):
+    data = tmp_path / "duplicates_only.csv"
+    data.write_text("question1,question2,is_duplicate\nHow old are you?,What is your age?,1\nWhat is love?,What does love mean?,1\n")
+    out = run_cli("evaluate", "--model", str(tiny_model), "--data", str(data), "--json").stdout
+    assert "NaN" not in out and json.loads(out)["roc_auc"] is None
+    assert "ROC-AUC     n/a (needs both duplicates and non-duplicates)" in run_cli("evaluate", "--model", str(tiny_model), "--data", str(data)).stdout
+
+
 def test_compare_prints_cosine_and_verdict(tiny_model):
     out = run_cli("compare", "When will I see you?", "When will I see you?", "--model", str(tiny_model))
     assert out.stdout.startswith("cosine 1.0000") and out.stdout.strip().endswith("duplicate")
@@ -58,6 +81,12 @@ def test_training_on_a_file_without_duplicates_is_a_clear_error(tmp_path):
     result = run_cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--teacher", "none", check=False)
     assert result.returncode == 1 and "no duplicate pairs" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_training_on_a_missing_file_says_so_before_loading_anything(tmp_path):
+    result = run_cli("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m"), check=False)
+    assert result.returncode == 1 and result.stderr.strip() == f"error: file not found: {tmp_path / 'missing.csv'}"
+    assert not (tmp_path / "m").exists()
 
 
 def test_evaluate_a_file_without_the_columns_is_a_clear_error(tmp_path):
