@@ -51,6 +51,9 @@ class QuestionIndex(Protocol):
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         """The text of each stored id."""
 
+    def all_texts(self) -> list[str]:
+        """Every stored text (what a rebuild keeps)."""
+
     def refresh(self) -> None:
         """Catch up with what other processes committed since (cheap when nothing changed)."""
 

@@ -315,6 +315,10 @@ def build_index(
         None, envvar="MILVUS_TOKEN", show_default=False,
         help="With a Milvus server: USER:PASSWORD or an API key. Never recorded; other commands read MILVUS_TOKEN.",
     ),
+    replace: bool = typer.Option(
+        False, "--replace", help="Drop the questions the index at --index holds beyond these. Without it, a rebuild "
+        "keeps them: questions added with `qsearch add` or /add are never lost.",
+    ),
 ) -> None:
     """Embed every question once into a FAISS index beside a SQLite store of the texts (or a Milvus collection).
 
@@ -346,6 +350,7 @@ def build_index(
             texts, encoder, index, index_type, progress=advance,
             source=str(questions) if questions else "bundled data",
             backend=backend, milvus_uri=milvus_uri, collection=collection, milvus_token=milvus_token, recall=recall,
+            keep_old=not replace,
         )
     m = engine.manifest
     tuned = "".join(f", {k} {v}" for k, v in m.get("search_params", {}).items())
@@ -354,6 +359,8 @@ def build_index(
         f"{index} (milvus {m['index_type']}: collection {collection!r} at {m['milvus_uri']})"
     )
     typer.echo(f"indexed {len(engine)} unique questions (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
+    if m["kept_from_previous"]:
+        typer.echo(f"kept {m['kept_from_previous']} question(s) that the index held beyond these (added since its build); --replace drops them")
     engine.close()
 
 

@@ -173,6 +173,9 @@ class FaissIndex:
     def texts(self, ids: Iterable[int]) -> dict[int, str]:
         return self.store.texts(ids)
 
+    def all_texts(self) -> list[str]:
+        return [text for _, text in self.store.all_rows()]
+
     def flush(self) -> None:
         """Write the FAISS checkpoint if rows were added since it was last written."""
         if self._pending and not self.read_only:

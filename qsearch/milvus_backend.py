@@ -257,6 +257,20 @@ class MilvusIndex:
         rows = self._call("get", self.client.get, self.collection, ids=unique, output_fields=["text"])
         return {int(r["id"]): r["text"] for r in rows}
 
+    def all_texts(self) -> list[str]:
+        """Every text, read in batches (a query alone returns at most 16,384 rows)."""
+        rows = self._call(
+            "query_iterator", self.client.query_iterator, self.collection, batch_size=BATCH, output_fields=["text"],
+            consistency_level=CONSISTENCY,
+        )
+        out: list[str] = []
+        try:
+            while batch := self._call("query_iterator", rows.next):
+                out += [r["text"] for r in batch]
+        finally:
+            rows.close()
+        return out
+
     def add(self, texts: list[str], vectors: np.ndarray, hubs: list[float]) -> tuple[list[int], list[bool]]:
         """Upsert the texts not stored yet under their ids (the caller holds the folder's writer lock).
 

@@ -109,6 +109,21 @@ def _writer_lock(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
+    """The questions that the live index at ``root`` (if any) holds and ``texts`` lacks."""
+    if not (root / "CURRENT").exists():
+        return []
+    try:
+        old = SearchEngine.open(root)
+    except QsearchError as e:
+        raise QsearchError(f"the index at {root} cannot be read to keep its questions ({e}); --replace builds anew without them") from None
+    try:
+        new = set(texts)
+        return [t for t in old.backend.all_texts() if t not in new]
+    finally:
+        old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
+
+
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise QsearchError(f"k must be a whole number of at least 1, got {k!r}")
@@ -157,8 +172,14 @@ class SearchEngine:
         collection: str = "qsearch",
         milvus_token: str | None = None,
         recall: float = 0.99,
+        keep_old: bool = True,
     ) -> "SearchEngine":
         """Index ``questions`` (blank ones skipped, exact repeats stored once) into ``path``.
+
+        An index already at ``path`` is replaced, but the questions it holds beyond
+        ``questions`` (those added since it was built) go into the new one, so that a rebuild,
+        with a new model say, never loses an acknowledged question; ``keep_old=False`` drops
+        them. The manifest's ``kept_from_previous`` counts them.
 
         ``backend`` is ``faiss`` (files in the folder) or ``milvus`` (a collection at
         ``milvus_uri``: a Milvus Lite file, by default ``milvus.db`` in the folder, or a server
@@ -186,7 +207,9 @@ class SearchEngine:
             index_type = "flat" if requested == "auto" else index_type
             if requested != "auto":
                 raise QsearchError("the Milvus backend supports --index-type flat, hnsw or auto")
-        with _writer_lock(root):
+        with _writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
+            kept = _questions_beyond(root, texts) if keep_old else []
+            texts = texts + kept
             current = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "g00000"
             gen = root / f"g{int(current[1:]) + 1:05d}"
             shutil.rmtree(gen, ignore_errors=True)
@@ -204,6 +227,7 @@ class SearchEngine:
                 "vocab_sha256": encoder.manifest["vocab_sha256"],
                 "threshold": encoder.threshold,
                 "questions_at_build": len(texts),
+                "kept_from_previous": len(kept),
                 "source": source,
             }
             if backend == "faiss":

@@ -34,7 +34,7 @@ class Store:
         if not create and not self.path.exists():
             raise QsearchError(
                 f"{self.path} is missing, and with it the index's texts; restore it from a backup "
-                "(`qsearch build-index` would start over from your source questions, without any added since)"
+                "(`qsearch build-index --replace` would start over from your source questions, without any added since)"
             )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []

@@ -69,6 +69,28 @@ def test_adds_survive_closing_and_reopening(engine, tmp_path):
         again.close()
 
 
+def test_a_rebuild_keeps_the_questions_added_since_the_build(engine, backend, tmp_path, corpus_questions):
+    question = "How deep is the Mariana Trench in metres?"
+    engine.add([question])
+    engine.close()
+    rebuilt = build(backend, corpus_questions[:150], tmp_path / "idx")
+    try:
+        assert len(rebuilt) == len(set(corpus_questions[:150])) + 1 and rebuilt.manifest["kept_from_previous"] == 1
+        assert rebuilt.search([question], k=1)[0][0].text == question
+    finally:
+        rebuilt.close()
+
+
+def test_a_rebuild_told_not_to_keep_them_holds_only_its_own_questions(engine, backend, tmp_path, corpus_questions):
+    engine.add(["How deep is the Mariana Trench in metres?"])
+    engine.close()
+    rebuilt = build(backend, corpus_questions[:150], tmp_path / "idx", keep_old=False)
+    try:
+        assert len(rebuilt) == len(set(corpus_questions[:150])) and rebuilt.manifest["kept_from_previous"] == 0
+    finally:
+        rebuilt.close()
+
+
 def test_another_model_is_refused(engine, tmp_path, tiny_model):
     engine.close()
     with pytest.raises(QsearchError, match="another model"):

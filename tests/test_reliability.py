@@ -46,7 +46,7 @@ def test_two_engines_on_one_folder_each_find_the_others_adds(index):
 
 def test_an_open_engine_follows_a_rebuild_by_another_process(index, corpus_questions):
     engine = SearchEngine.open(index)
-    SearchEngine.build(corpus_questions[200:230], path=index).close()
+    SearchEngine.build(corpus_questions[200:230], path=index, keep_old=False).close()
     assert len(engine.search([corpus_questions[205]], k=1)[0]) == 1
     assert len(engine) == 30 and engine.search([corpus_questions[205]], k=1)[0][0].text == corpus_questions[205]
 

@@ -167,11 +167,33 @@ def test_cli_errors_are_one_line(args, message):
 
 
 def test_adding_to_an_index_rebuilt_meanwhile_goes_into_the_new_index(engine, tmp_path, corpus_questions):
-    SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx")
+    SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx", keep_old=False)
     question = "A question that would otherwise vanish with the old generation?"
     engine.add([question])
     reopened = SearchEngine.open(tmp_path / "idx")
     assert len(reopened) == 21 and reopened.search([question], k=1)[0][0].text == question
+
+
+def test_build_index_again_keeps_the_added_questions_and_replace_drops_them(tmp_path, corpus_questions):
+    questions = tmp_path / "questions.txt"
+    questions.write_text("\n".join(q.replace("\n", " ") for q in corpus_questions[:30]))
+    index, added = str(tmp_path / "idx"), "Which moon of Jupiter has the thickest ice shell?"
+    run_cli("build-index", "--questions", str(questions), "--index", index)
+    run_cli("add", added, "--index", index)
+    again = run_cli("build-index", "--questions", str(questions), "--index", index)
+    assert "kept 1 question(s) that the index held beyond these" in again.stdout
+    assert json.loads(run_cli("query", added, "--index", index, "--json").stdout)[0]["matches"][0]["text"] == added
+    run_cli("build-index", "--questions", str(questions), "--index", index, "--replace")
+    assert json.loads(run_cli("query", added, "--index", index, "--json").stdout)[0]["matches"][0]["text"] != added
+
+
+def test_a_rebuild_over_an_unreadable_store_stops_instead_of_dropping_its_questions(tmp_path, corpus_questions):
+    engine = SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx")
+    engine.close()
+    (engine.generation / "questions.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(QsearchError, match="cannot be read to keep its questions .*--replace builds anew"):
+        SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx")
+    assert len(SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx", keep_old=False)) == 20
 
 
 def test_a_killed_first_build_does_not_block_the_next(tmp_path):
