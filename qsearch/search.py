@@ -109,6 +109,14 @@ def _writer_lock(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _same_model(encoder: Encoder, own: Encoder, manifest: dict) -> bool:
+    """Whether ``encoder`` is the model an index was built with (``own``, its copy): the same
+    width, vocabulary and weights. Retrained models share the first two and give other vectors."""
+    if encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]:
+        return False
+    return encoder.weights.keys() == own.weights.keys() and all(np.array_equal(encoder.weights[k], own.weights[k]) for k in own.weights)
+
+
 def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
     """The questions that the live index at ``root`` (if any) holds and ``texts`` lacks."""
     if not (root / "CURRENT").exists():
@@ -276,9 +284,7 @@ class SearchEngine:
             _refuse_format_1(root, gen)  # an index from an older qsearch: say how to upgrade it
             raise
         own = Encoder.load(gen / "model")
-        if encoder is not None and (
-            encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]
-        ):
+        if encoder is not None and not _same_model(encoder, own, manifest):
             raise QsearchError(
                 f"the index at {root} was built with another model (dim {manifest['dim']}, vocabulary "
                 f"{manifest['vocab_sha256'][:12]}); rebuild it with `qsearch build-index --model YOUR_MODEL --index {root}`"

@@ -89,6 +89,16 @@ def test_an_index_built_by_another_model_is_detected(engine, tiny_model, tmp_pat
         SearchEngine.open(tmp_path / "idx", Encoder.load(tiny_model))
 
 
+def test_a_retrained_model_with_the_same_vocabulary_is_told_apart_from_the_index_s_own(tiny_model, tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:20], Encoder.load(tiny_model), tmp_path / "idx").close()
+    retrained = Encoder.load(tiny_model)
+    retrained.weights = {k: v * 1.5 if k.startswith("lstm.") else v for k, v in retrained.weights.items()}
+    retrained.save(tmp_path / "retrained")
+    with pytest.raises(QsearchError, match="built with another model"):
+        SearchEngine.open(tmp_path / "idx", Encoder.load(tmp_path / "retrained"))
+    SearchEngine.open(tmp_path / "idx", Encoder.load(tiny_model)).close()
+
+
 def test_a_vector_file_from_another_build_is_rebuilt_from_the_store(tmp_path, caplog):
     a = SearchEngine.build(["How old are you?", "What is love?", "Why?"], path=tmp_path / "a")
     b = SearchEngine.build(["How old are you?"], path=tmp_path / "b")
