@@ -518,7 +518,7 @@ def dedup(
         try:
             result.rows.to_csv(out, index=False)
         except OSError as e:
-            raise QsearchError(f"cannot write {out}: {e.strerror}") from None
+            raise QsearchError(f"cannot write {out}: {e.strerror or e}") from None
     typer.echo(
         f"{len(result.rows)} rows: {clusters} clusters of duplicates holding {in_clusters} rows "
         f"(threshold {result.threshold:.3f}, {time.perf_counter() - started:.1f}s)" + (f"; written to {out}" if out else "")

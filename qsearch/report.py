@@ -83,7 +83,7 @@ def plot_scores(scores: np.ndarray, labels: np.ndarray, threshold: float, path: 
     try:
         fig.savefig(path, dpi=110)
     except OSError as e:
-        raise QsearchError(f"cannot write {path}: {e.strerror}") from None
+        raise QsearchError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         plt.close(fig)
 

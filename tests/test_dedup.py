@@ -68,6 +68,14 @@ def test_cli_writes_input_columns_first(tmp_path):
     assert list(written.columns) == ["n", "title", "cluster", "cluster_size"] and len(written) == len(ROWS)
 
 
+def test_an_output_in_a_missing_folder_is_a_one_line_error_with_the_reason(tmp_path):
+    src = tmp_path / "q.txt"
+    src.write_text("How old are you?\nWhat is love?\n")
+    result = run_cli("dedup", str(src), "--out", str(tmp_path / "no" / "such" / "out.csv"), check=False)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "cannot write" in result.stderr and result.stderr.split("out.csv: ", 1)[1].strip() not in ("", "None")
+
+
 def test_plain_text_files_read_one_question_a_line(tmp_path):
     src = tmp_path / "q.txt"
     src.write_text("How old are you?\nWhat is love?\n")
