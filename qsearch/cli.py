@@ -57,18 +57,23 @@ def _questions(questions: list[str] | None, file: Path | None, column: str | Non
     return clean_questions(found)
 
 
+def _shown(text: str, width: int = 200) -> str:
+    """A text cut to one screen line's worth for the text output (JSON keeps it whole)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _print_matches(results, queries: list[str], as_json: bool) -> None:
     if as_json:
         out = [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     for q, ms in zip(queries, results):
-        typer.echo(q if len(q) <= 200 else q[:199] + "…")
+        typer.echo(_shown(q))
         if not ms:
             typer.echo("  (the index is empty)")
         for m in ms:
             mark = "duplicate" if m.duplicate else "         "
-            typer.echo(f"  {m.score:6.3f}  {mark}  {m.text}  [#{m.id}]")
+            typer.echo(f"  {m.score:6.3f}  {mark}  {_shown(m.text)}  [#{m.id}]")
 
 
 _T = TrainConfig()  # the defaults of `qsearch train`: one place for each setting
@@ -530,13 +535,13 @@ def dedup(
         for n, group in enumerate(result.largest(5), 1):
             typer.echo(f"cluster {n} ({len(group)} questions):")
             for text in group[:5]:
-                typer.echo(f"  {text}")
+                typer.echo(f"  {_shown(text)}")
             if len(group) > 5:
                 typer.echo(f"  ... and {len(group) - 5} more")
         if engine is not None:
             matched = result.rows[result.rows["index_id"].notna()].head(5)
             for text, i, other, score in zip(matched[col], matched["index_id"], matched["index_text"], matched["index_score"]):
-                typer.echo(f"  {text}  ->  #{i} {other}  ({score:.3f})")
+                typer.echo(f"  {_shown(text)}  ->  #{i} {_shown(other)}  ({score:.3f})")
 
 
 def main() -> None:

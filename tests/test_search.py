@@ -206,6 +206,17 @@ def test_a_rebuild_over_an_unreadable_store_stops_instead_of_dropping_its_questi
     assert len(SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx", keep_old=False)) == 20
 
 
+def test_a_long_stored_question_is_cut_to_a_line_in_text_output_and_whole_in_json(tmp_path):
+    long = "Why " + "really " * 500 + "does this question go on?"
+    questions = tmp_path / "questions.txt"
+    questions.write_text(f"{long}\nHow old are you?\n")
+    index = str(tmp_path / "idx")
+    run_cli("build-index", "--questions", str(questions), "--index", index)
+    [line] = [x for x in run_cli("query", long, "--index", index, "-k", "1").stdout.splitlines() if x.endswith("]")]
+    assert len(line) < 240 and "…  [#" in line
+    assert json.loads(run_cli("query", long, "--index", index, "-k", "1", "--json").stdout)[0]["matches"][0]["text"] == long
+
+
 def test_a_killed_first_build_does_not_block_the_next(tmp_path):
     index = tmp_path / "idx"
     (index / "g00001").mkdir(parents=True)
