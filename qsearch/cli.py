@@ -468,8 +468,10 @@ def serve(
     """
     from qsearch.server import serve as run_server
 
-    typer.echo(f"serving {index} on http://{host}:{port}/ (API docs at /docs, metrics at /metrics); Ctrl-C stops", err=True)
-    run_server(index, host, port, api_key, read_only, workers, access_log, log_questions)
+    def ready() -> None:
+        typer.echo(f"serving {index} on http://{host}:{port}/ (API docs at /docs, metrics at /metrics); Ctrl-C stops", err=True)
+
+    run_server(index, host, port, api_key, read_only, workers, access_log, log_questions, ready)
 
 
 @app.command()

@@ -21,8 +21,10 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -363,15 +365,33 @@ def _log_access(enabled: bool) -> None:
     access_log.setLevel(logging.INFO if enabled else logging.WARNING)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """A clear line when the address is taken or unknown, before the index is opened (uvicorn
+    alone would log a bare ERROR and exit 3)."""
+    if not port:
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError as e:
+        raise QsearchError(f"cannot listen on {host}: {e.strerror or e}; check --host") from None
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a port in TIME_WAIT is free
+            probe.bind((host, port))
+    except OSError as e:
+        raise QsearchError(f"cannot listen on {host}:{port}: {e.strerror or e}; is another server there? pick another --port") from None
+
+
 def serve(
     index: Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, read_only: bool = False,
-    workers: int = 1, access_log_enabled: bool = True, log_questions: bool = False,
+    workers: int = 1, access_log_enabled: bool = True, log_questions: bool = False, ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve the index until interrupted (Ctrl-C or SIGTERM), then shut down gracefully.
 
     Requests in flight finish, then each process writes its vector checkpoint. Beyond
     loopback, writes need ``api_key`` unless the server is ``read_only``. With ``workers`` > 1,
     that many processes share the port and the index (the store is the one truth).
+    ``ready`` is called once the settings, the port and the index are checked, before serving.
     """
     import uvicorn
 
@@ -384,10 +404,13 @@ def serve(
         )
     if workers < 1:
         raise QsearchError(f"--workers must be at least 1, got {workers}")
+    _check_port_free(host, port)
+    ready = ready or (lambda: None)
     options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers == 1:
         _log_access(access_log_enabled)
         engine = SearchEngine.open(index)  # closed by the app's shutdown: uvicorn re-raises SIGTERM after it
+        ready()
         uvicorn.run(create_app(engine, api_key, read_only, log_questions, close_engine=True), **options)
         return
     engine = SearchEngine.open(index)  # a broken index is one clear error here, not one per worker
@@ -403,4 +426,5 @@ def serve(
         })
         if api_key is not None:
             os.environ["QSEARCH_API_KEY"] = api_key
+        ready()
         uvicorn.run("qsearch.server:worker_app", factory=True, workers=workers, **options)

@@ -1,6 +1,7 @@
 """A real `qsearch serve` process: graceful shutdown under writes, and several workers on one index."""
 
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import faiss
 import pytest
 
-from conftest import RunningServer
+from conftest import RunningServer, free_port, run_cli
 from qsearch import SearchEngine
 from qsearch.store import Store
 
@@ -64,3 +65,19 @@ def test_two_workers_share_the_port_and_every_committed_question(index):
         assert status == 200
         searches = [line for line in text.splitlines() if line.startswith('qsearch_requests_total{') and 'route="/search"' in line]
         assert sum(float(line.rsplit(" ", 1)[1]) for line in searches) == 18
+
+
+def test_a_taken_port_is_one_clear_line_before_anything_is_served(index):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--index", str(index), "--port", str(port), check=False)
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; is another server there? pick another --port"
+    ]
+
+
+def test_a_missing_index_is_reported_without_announcing_a_server(tmp_path):
+    result = run_cli("serve", "--index", str(tmp_path / "nothing"), "--port", str(free_port()), check=False)
+    assert result.returncode == 1 and "serving" not in result.stderr and "no index at" in result.stderr
