@@ -243,6 +243,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":  # its loc is a character offset, which reads as a field named 0
+            return _error(422, "the body is not valid JSON; send an object such as {\"query\": \"How old are you?\"}")
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         return _error(422, f"{where}: {first['msg']}" if where else first["msg"])
 
