@@ -173,6 +173,12 @@ def train(
     for path in (data, corpus_file):  # before the seconds that torch and the teacher take to load
         if path is not None:
             check_file(Path(path))
+    if resume is None:  # the first checkpoint goes there after an epoch's work: find out now that it cannot
+        if out.exists() and not out.is_dir():
+            raise QsearchError(f"--out {out} is a file; give a folder for the model")
+        nearest = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+        if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+            raise QsearchError(f"cannot write the model folder {out}: {nearest} is not a folder this user may write to")
 
     import torch
     from tqdm import tqdm

@@ -89,6 +89,14 @@ def test_training_on_a_missing_file_says_so_before_loading_anything(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_an_out_that_is_a_file_is_refused_before_any_training(pairs_slice, tmp_path):
+    taken = tmp_path / "model.csv"
+    taken.write_text("mine\n")
+    result = run_cli("train", "--data", str(pairs_slice), "--out", str(taken), "--teacher", "none", check=False)
+    assert result.returncode == 1 and result.stderr.strip() == f"error: --out {taken} is a file; give a folder for the model"
+    assert taken.read_text() == "mine\n"
+
+
 def test_evaluate_a_file_without_the_columns_is_a_clear_error(tmp_path):
     data = tmp_path / "wrong.csv"
     data.write_text("a,b\n1,2\n")
