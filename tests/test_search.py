@@ -224,6 +224,12 @@ def test_a_killed_first_build_does_not_block_the_next(tmp_path):
     assert len(SearchEngine.build(["How old are you?"], path=index)) == 1
 
 
+def test_building_under_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(QsearchError, match="cannot make the index folder .*notes.txt/idx: Not a directory"):
+        SearchEngine.build(["How old are you?"], path=tmp_path / "notes.txt" / "idx")
+
+
 def test_building_into_a_folder_of_other_files_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(QsearchError, match="is not a qsearch index"):
