@@ -10,6 +10,7 @@ import csv
 import gzip
 import hashlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from qsearch.errors import QsearchError
 PAIR_COLUMNS = ("question1", "question2", "is_duplicate")
 SPLIT_RULE = "sha256(str(id)) % 100: <80 train, <90 validation, else test"
 SPLITS = ("train", "validation", "test")
+log = logging.getLogger("qsearch")
 
 
 @dataclass
@@ -69,9 +71,12 @@ def read_table(path: Path | str) -> Table:
         raise QsearchError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
     except pd.errors.EmptyDataError:
         raise QsearchError(f"{path} is empty") from None
-    skipped = sum(str(w.message).count("Skipping line") for w in caught)
+    skipped = [line for w in caught for line in str(w.message).splitlines() if line.startswith("Skipping line")]
+    if skipped:  # said where every caller sees it: build-index, add --file and dedup return only the questions
+        first = skipped[0].removeprefix("Skipping ")
+        log.warning("%s: %d row(s) with the wrong number of fields skipped (%s%s)", path, len(skipped), first, "; ..." if len(skipped) > 1 else "")
     frame.columns = [c.strip() for c in frame.columns]
-    return Table(frame, skipped)
+    return Table(frame, len(skipped))
 
 
 def load_pairs(path: Path | str) -> Table:

@@ -3,7 +3,7 @@ import pytest
 
 from qsearch.data import load_pairs, load_questions, split_of, split_pairs, transitive_pairs
 from qsearch.errors import QsearchError
-from conftest import write_gz
+from conftest import run_cli, write_gz
 
 
 def test_split_is_stable_when_rows_are_added(pairs_frame):
@@ -58,6 +58,14 @@ def test_broken_rows_are_counted_not_silently_dropped(tmp_path):
     table = load_pairs(path)
     assert len(table.frame) == 2
     assert table.skipped_rows == 2
+
+
+def test_a_question_list_with_broken_rows_says_which_on_stderr(tmp_path):
+    path = tmp_path / "questions.csv"
+    path.write_text("question,source\nHow old are you?,forum\nToo,many,fields\nWhat is love?,forum\n")
+    result = run_cli("dedup", str(path))
+    assert f"warning: {path}: 1 row(s) with the wrong number of fields skipped (line 3: expected 2 fields, saw 3)" in result.stderr
+    assert result.stdout.startswith("2 rows:")
 
 
 @pytest.mark.parametrize(
