@@ -100,7 +100,10 @@ def clean_questions(questions: Iterable[str]) -> list[str]:
 
 @contextmanager
 def _writer_lock(root: Path):
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QsearchError(f"cannot make the index folder {root}: {e.strerror or e}") from None
     with open(root / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -215,10 +218,6 @@ class SearchEngine:
             index_type = "flat" if requested == "auto" else index_type
             if requested != "auto":
                 raise QsearchError("the Milvus backend supports --index-type flat, hnsw or auto")
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise QsearchError(f"cannot make the index folder {root}: {e.strerror or e}") from None
         with _writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
             kept = _questions_beyond(root, texts) if keep_old else []
             texts = texts + kept
