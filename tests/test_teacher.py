@@ -106,7 +106,7 @@ def test_train_cli_with_the_packaged_minilm_teacher(pairs_slice, tmp_path):
     import pandas as pd
 
     small = tmp_path / "small.csv"
-    pd.read_csv(pairs_slice, dtype=str, keep_default_na=False).head(400).to_csv(small, index=False)
+    pd.read_csv(pairs_slice, dtype=str, keep_default_na=False).head(200).to_csv(small, index=False)
     out = tmp_path / "distilled"
     args = ["train", "--data", str(small), "--corpus", "none", "--out", str(out), "--teacher", "minilm", "--epochs", "1",
             "--distill-epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "32",
@@ -117,14 +117,29 @@ def test_train_cli_with_the_packaged_minilm_teacher(pairs_slice, tmp_path):
     assert manifest["training"]["teacher"]["name"] == "all-MiniLM-L6-v2"
     assert manifest["training"]["teacher"]["dim"] == 384
     assert re.search(r"encoded \d+ copies", result.stderr), "by default the teacher encodes changed copies too"
+    assert "teacher all-MiniLM-L6-v2: loaded in" in result.stderr
     again = run_cli(*args)
     assert "questions from the cache" in again.stderr and "copies from the cache" in again.stderr
+    assert "loaded in" not in again.stderr, "with every vector cached, the teacher is never loaded"
 
 
 def test_an_unknown_teacher_is_one_line(tmp_path, pairs_slice):
     result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--teacher", str(tmp_path / "nope"), check=False)
     assert result.returncode == 1 and "not a folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_that_is_not_a_sentence_transformers_model_is_refused_before_training(tmp_path):
+    import importlib.util
+
+    from qsearch.teacher import load_teacher
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        pytest.skip("the teacher extra is not installed: pip install -e '.[teacher]'")
+
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(QsearchError, match="not a sentence-transformers model folder"):
+        load_teacher(str(tmp_path))
 
 
 def test_a_words_neighbours_are_its_nearest_words_by_the_teachers_cosine():
