@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 
 from conftest import run_cli
 
-ARGS = ["--epochs", "4", "--dim", "16", "--embed-dim", "16", "--batch-size", "32", "--teacher", "none",
+ARGS = ["--epochs", "2", "--dim", "16", "--embed-dim", "16", "--batch-size", "32", "--teacher", "none",
         "--corpus", "none", "--device", "cpu", "--seed", "5"]
 
 
@@ -47,7 +47,7 @@ def test_resume_with_other_options_or_data_is_refused_with_what_differs(pairs_sl
     if not (out / "checkpoint.pt").exists():
         pytest.skip("the run finished before it could be interrupted")
     result = run_cli("train", "--resume", str(out), "--epochs", "9", check=False)
-    assert result.returncode == 1 and "epochs: 4 -> 9" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert result.returncode == 1 and "epochs: 2 -> 9" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
     other = tmp_path / "other.csv"
     other.write_text(pairs_slice.read_text().replace("?", "!", 5))
     result = run_cli("train", "--resume", str(out), "--data", str(other), check=False)
