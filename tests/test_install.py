@@ -47,5 +47,7 @@ def test_a_wheel_installed_in_a_fresh_venv_builds_and_queries_from_another_direc
     assert "How can I learn Python" in qsearch("query", "How do I learn Python quickly?", "-k", "3")
     assert not list(site.rglob("indexes")) and not list(elsewhere.iterdir())
     env["QSEARCH_INDEX"] = str(tmp_path / "chosen")
-    qsearch("build-index", "--questions", str(ROOT / "data" / "quora_questions_corpus.csv.gz"))
+    few = tmp_path / "few.csv"
+    few.write_text("question\n" + "".join(f"How do I learn language number {n}?\n" for n in range(20)))
+    assert "indexed 20 unique questions" in qsearch("build-index", "--questions", str(few))
     assert (tmp_path / "chosen" / "CURRENT").is_file()
