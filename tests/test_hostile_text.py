@@ -30,10 +30,15 @@ def client(engine):
     return TestClient(create_app(engine), raise_server_exceptions=False)
 
 
+@pytest.fixture(scope="module")
+def encoder():
+    return Encoder.load()
+
+
 @SETTINGS
 @given(texts=st.lists(ANY_TEXT, min_size=1, max_size=4))
-def test_encode_takes_any_text(texts):
-    v = Encoder.load().encode(texts)
+def test_encode_takes_any_text(encoder, texts):
+    v = encoder.encode(texts)
     assert v.shape[0] == len(texts) and np.isfinite(v).all()
 
 
