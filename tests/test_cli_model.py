@@ -106,9 +106,16 @@ def test_evaluate_a_file_without_the_columns_is_a_clear_error(tmp_path):
 
 
 def test_every_command_has_an_example_in_its_help():
-    for command in ("train", "evaluate", "compare", "build-index", "query", "add"):
-        assert "Example" in run_cli(command, "--help").stdout
-    assert "Example" in run_cli("--help").stdout
+    import typer.main
+    from typer.testing import CliRunner
+
+    from qsearch.cli import app
+
+    commands = sorted(typer.main.get_command(app).commands)
+    assert {"train", "evaluate", "compare", "build-index", "query", "add", "serve", "dedup"} <= set(commands)
+    for args in [[command, "--help"] for command in commands] + [["--help"]]:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and "Example" in result.output, args
 
 
 def test_evaluate_retrieval_reports_recall_and_mrr(pairs_slice, tmp_path):
