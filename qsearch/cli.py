@@ -20,7 +20,7 @@ import typer
 
 from qsearch.config import TrainConfig
 from qsearch.errors import QsearchError
-from qsearch.paths import DEFAULT_INDEX
+from qsearch.paths import DEFAULT_INDEX, check_writable_folder
 
 app = typer.Typer(
     add_completion=False,
@@ -174,11 +174,7 @@ def train(
         if path is not None:
             check_file(Path(path))
     if resume is None:  # the first checkpoint goes there after an epoch's work: find out now that it cannot
-        if out.exists() and not out.is_dir():
-            raise QsearchError(f"--out {out} is a file; give a folder for the model")
-        nearest = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
-        if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
-            raise QsearchError(f"cannot write the model folder {out}: {nearest} is not a folder this user may write to")
+        check_writable_folder(out, "--out")
 
     import torch
     from tqdm import tqdm

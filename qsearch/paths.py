@@ -11,6 +11,8 @@ names another default index folder; ``--index`` names one per command.
 import os
 from pathlib import Path
 
+from qsearch.errors import QsearchError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent
 PAIRS_FILE = "quora_pairs_partial.csv.gz"
@@ -33,3 +35,14 @@ def _default_index() -> Path:
 
 
 DEFAULT_INDEX = _default_index()
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse a folder that cannot be made or written (``what`` names it in the one-line error),
+    so that work whose result goes there fails before it starts rather than after."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise QsearchError(f"{what} {folder} is a file; give a folder")
+    nearest = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        raise QsearchError(f"cannot write {what} {folder}: {nearest} is not a folder this user may write to")

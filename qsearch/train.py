@@ -36,6 +36,7 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
+from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
 from qsearch.text import PIECES_NAME, TOKENIZER_NAME, Vocabulary, english_words
@@ -315,6 +316,8 @@ def train(
         torch.set_num_threads(config.threads)
     started = time.perf_counter()
     check_file(Path(config.data))
+    if checkpoints is not None and not resume:
+        check_writable_folder(checkpoints, "the checkpoint folder")
     data_sha256 = sha256_file(Path(config.data))
     mark = ckpt.fingerprint(config, data_sha256, teacher_name(teacher) if teacher is not None else None)
     saved = ckpt.load(checkpoints) if resume else None

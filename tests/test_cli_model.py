@@ -93,7 +93,7 @@ def test_an_out_that_is_a_file_is_refused_before_any_training(pairs_slice, tmp_p
     taken = tmp_path / "model.csv"
     taken.write_text("mine\n")
     result = run_cli("train", "--data", str(pairs_slice), "--out", str(taken), "--teacher", "none", check=False)
-    assert result.returncode == 1 and result.stderr.strip() == f"error: --out {taken} is a file; give a folder for the model"
+    assert result.returncode == 1 and result.stderr.strip() == f"error: --out {taken} is a file; give a folder"
     assert taken.read_text() == "mine\n"
 
 

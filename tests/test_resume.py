@@ -66,3 +66,17 @@ def test_asking_for_cuda_without_a_gpu_says_what_works(pairs_slice, tmp_path):
         pytest.skip("this machine has a GPU")
     result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--device", "cuda", "--teacher", "none", check=False)
     assert result.returncode == 1 and "no CUDA device was found" in result.stderr and "--device auto" in result.stderr
+
+
+def test_train_refuses_a_checkpoint_folder_it_cannot_write_before_any_epoch(pairs_slice, tmp_path):
+    from qsearch.config import ModelConfig, TrainConfig
+    from qsearch.errors import QsearchError
+    from qsearch.train import train
+
+    taken = tmp_path / "model.csv"
+    taken.write_text("mine\n")
+    config = TrainConfig(data=pairs_slice, corpus=None, epochs=1, model=ModelConfig(dim=8, embed_dim=8), threads=1)
+    lines = []
+    with pytest.raises(QsearchError, match="is a file; give a folder"):
+        train(config, log=lines.append, checkpoints=taken)
+    assert lines == [] and taken.read_text() == "mine\n"
