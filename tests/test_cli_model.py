@@ -23,7 +23,7 @@ def test_same_seed_gives_the_same_model(pairs_slice, tmp_path):
     from qsearch.config import ModelConfig, TrainConfig
     from qsearch.train import train
 
-    config = TrainConfig(data=pairs_slice, epochs=1, model=ModelConfig(dim=8, embed_dim=8, layers=1), batch_size=64, threads=1, seed=3)
+    config = TrainConfig(data=pairs_slice, corpus=None, epochs=1, model=ModelConfig(dim=8, embed_dim=8, layers=1), batch_size=64, threads=1, seed=3)
     a, b = train(config, log=lambda m: None), train(config, log=lambda m: None)
     texts = ["How old are you?", "What is love?"]
     assert np.array_equal(a.encode(texts), b.encode(texts))
