@@ -57,6 +57,14 @@ def _questions(questions: list[str] | None, file: Path | None, column: str | Non
     return clean_questions(found)
 
 
+def _faiss_on_every_core() -> None:
+    """FAISS's batch work (a build's index training, dedup's range searches) uses every core;
+    the commands that do it say so here, once, rather than the library on each call."""
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+
 def _shown(text: str, width: int = 200) -> str:
     """A text cut to one screen line's worth for the text output (JSON keeps it whole)."""
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -334,14 +342,13 @@ def build_index(
     """
     import time
 
-    import faiss
     from tqdm import tqdm
 
     from qsearch.data import default_questions, load_questions
     from qsearch.encoder import Encoder
     from qsearch.search import SearchEngine
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    _faiss_on_every_core()
     encoder = Encoder.load(model)
     texts = load_questions(questions, column) if questions else default_questions()
     started = time.perf_counter()
@@ -511,10 +518,9 @@ def dedup(
 
     from qsearch import dedup as dd
     from qsearch.encoder import Encoder
-    from qsearch.search import SearchEngine
+    from qsearch.search import SearchEngine, check_threshold
 
-    from qsearch.search import check_threshold
-
+    _faiss_on_every_core()
     started = time.perf_counter()
     threshold = check_threshold(threshold)
     rows, col = dd.read_rows(file, column)

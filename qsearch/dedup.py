@@ -7,7 +7,6 @@ and the connected components of that graph are the clusters.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,7 +62,6 @@ def pairs_above(vectors: np.ndarray, threshold: float, block: int = BLOCK) -> tu
     and itself), so each pair is computed once: half the work of searching every row against
     all the others. An entry's position in the index is its row.
     """
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
     index = faiss.IndexFlatIP(vectors.shape[1])
     a, b = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     for start in range(0, len(vectors), block):
