@@ -72,8 +72,9 @@ def _shown(text: str, width: int = 200) -> str:
 
 def _print_matches(results, queries: list[str], as_json: bool) -> None:
     if as_json:
-        out = [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]
-        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        from qsearch.search import results_json
+
+        typer.echo(json.dumps(results_json(queries, results), indent=2, ensure_ascii=False))
         return
     for q, ms in zip(queries, results):
         typer.echo(_shown(q))
@@ -425,7 +426,7 @@ def add(
 
     Example: qsearch add "Which moon of Jupiter has the thickest ice?"
     """
-    from qsearch.search import SearchEngine
+    from qsearch.search import SearchEngine, added_json
 
     texts = _questions(questions, file, column)
     if k < 1:
@@ -443,11 +444,7 @@ def add(
         )
     engine.close()
     if as_json:
-        out = [
-            {"query": q, "id": i, "added": a, "matches": [m.to_dict() for m in ms]}
-            for q, i, a, ms in zip(texts, ids, added, matches)
-        ]
-        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(added_json(texts, ids, added, matches), indent=2, ensure_ascii=False))
         return
     _print_matches(matches, texts, False)
     typer.echo(f"added {after - before} new question(s) (ids {', '.join(map(str, ids))}); the index holds {after}")

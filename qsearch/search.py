@@ -67,6 +67,17 @@ class Match:
         return asdict(self)
 
 
+def results_json(queries: list[str], results: list[list[Match]]) -> list[dict]:
+    """Search results as ``query --json`` prints them and the API answers: one object per query."""
+    return [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]
+
+
+def added_json(queries: list[str], ids: list[int], added: list[bool], results: list[list[Match]]) -> list[dict]:
+    """``search_and_add``'s outcome as ``add --json`` prints it and the API answers: each
+    question's id, whether it was new, and the neighbours it had before it was added."""
+    return [{"query": q, "id": i, "added": a, "matches": [m.to_dict() for m in ms]} for q, i, a, ms in zip(queries, ids, added, results)]
+
+
 def check_threshold(threshold: float | None) -> float | None:
     """``None`` (the model's) or a finite number; NaN, infinities and 1e400 are refused."""
     if threshold is None:

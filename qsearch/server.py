@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from qsearch import metrics
 from qsearch.errors import QsearchError
-from qsearch.search import SearchEngine, check_threshold, clean_questions
+from qsearch.search import SearchEngine, added_json, check_threshold, clean_questions, results_json
 
 MAX_BODY_BYTES = 1_000_000
 MAX_QUERIES = 100
@@ -297,7 +297,7 @@ def create_app(
         results = engine.search(queries, req.k, req.threshold)
         if req.query is not None:
             return {"matches": [m.to_dict() for m in results[0]]}
-        return {"results": [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]}
+        return {"results": results_json(queries, results)}
 
     @app.post("/add")
     def add(req: AddRequest, request: Request):
@@ -313,12 +313,7 @@ def create_app(
         questions = clean_questions(req.questions)
         ids, matches, added = engine.search_and_add(questions, req.k, req.threshold)
         metrics.ADDED.inc(sum(added))
-        return {
-            "results": [
-                {"query": q, "id": i, "added": a, "matches": [m.to_dict() for m in ms]}
-                for q, i, a, ms in zip(questions, ids, added, matches)
-            ]
-        }
+        return {"results": added_json(questions, ids, added, matches)}
 
     @app.post("/dedup")
     def find_clusters(req: DedupRequest):
