@@ -46,6 +46,7 @@ def test_the_map_brings_the_students_cosines_nearer_the_teachers(spaces):
     assert gap[1.0] < gap[0.5] < gap[0.0], gap
 
 
+@pytest.mark.slow
 def test_a_model_trained_with_a_teacher_carries_the_map_after_its_pooling(pairs_slice, tmp_path):
     config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=1,
                          batch_size=64, threads=1, english_words=0, buckets=500)

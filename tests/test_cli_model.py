@@ -1,11 +1,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from qsearch import Encoder
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     out = tmp_path / "model"
     run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "64", "--teacher", "none")

@@ -7,9 +7,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_in_a_fresh_venv_builds_and_queries_from_another_directory(tmp_path):
     source = tmp_path / "src"  # a clean copy: an in-tree build/ folder could carry stale files into the wheel
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "indexes", "build", "dist", "*.egg-info", "__pycache__", "runs"))

