@@ -57,12 +57,17 @@ def _questions(questions: list[str] | None, file: Path | None, column: str | Non
     return clean_questions(found)
 
 
-def _faiss_on_every_core() -> None:
-    """FAISS's batch work (a build's index training, dedup's range searches) uses every core;
-    the commands that do it say so here, once, rather than the library on each call."""
+def _every_core() -> None:
+    """Batch work (encoding many questions, a build's index training, dedup's range searches)
+    uses every core; the commands that do it say so here, once, rather than the library on each
+    call. ``serve`` does not: its requests are small and many run at once."""
     import faiss
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    from qsearch.encoder import set_threads
+
+    cores = os.cpu_count() or 1
+    faiss.omp_set_num_threads(cores)
+    set_threads(cores)
 
 
 def _shown(text: str, width: int = 200) -> str:
@@ -271,6 +276,7 @@ def evaluate(
     from qsearch import report
     from qsearch.search import check_threshold
 
+    _every_core()
     result = report.evaluate_pairs(data, part, model, check_threshold(threshold), plot)
     if retrieval:
         result["retrieval"] = report.evaluate_retrieval(data, index)
@@ -349,7 +355,7 @@ def build_index(
     from qsearch.encoder import Encoder
     from qsearch.search import SearchEngine
 
-    _faiss_on_every_core()
+    _every_core()
     encoder = Encoder.load(model)
     texts = load_questions(questions, column) if questions else default_questions()
     started = time.perf_counter()
@@ -406,6 +412,7 @@ def query(
     texts = _questions(questions, file, column)
     if k < 1:
         raise QsearchError(f"--k must be at least 1, got {k}")
+    _every_core()
     engine = SearchEngine.open(index, Encoder.load(model) if model else None)
     _print_matches(engine.search(texts, k, threshold), texts, as_json)
 
@@ -431,6 +438,7 @@ def add(
     texts = _questions(questions, file, column)
     if k < 1:
         raise QsearchError(f"--k must be at least 1, got {k}")
+    _every_core()
     engine = SearchEngine.open(index)
     before = len(engine)
     ids, matches, added = engine.search_and_add(texts, k, threshold)
@@ -517,7 +525,7 @@ def dedup(
     from qsearch.encoder import Encoder
     from qsearch.search import SearchEngine, check_threshold
 
-    _faiss_on_every_core()
+    _every_core()
     started = time.perf_counter()
     threshold = check_threshold(threshold)
     rows, col = dd.read_rows(file, column)

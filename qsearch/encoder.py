@@ -14,6 +14,7 @@ mean of its pieces' projections) and each step gathers its rows, then does one s
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,19 @@ READABLE_VERSIONS = (2, 3)
 EMBEDDING = "embedding.weight"
 EMBEDDING_SCALE = "embedding.scale"
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
+_threads = 1
+
+
+def set_threads(n: int) -> None:
+    """How many threads ``Encoder.encode`` spreads a long list's batches over (1 at first).
+
+    The batches are independent and numpy lets go of the GIL in their matmuls and tanh, so up
+    to the number of cores each thread adds speed; the vectors are the same. BLAS itself should
+    stay at one thread (``OMP_NUM_THREADS=1``, as the command line sets) so the two do not
+    multiply. Process-wide, like ``faiss.omp_set_num_threads``: set it once, at the entry point.
+    """
+    global _threads
+    _threads = max(1, int(n))
 
 
 def stored(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -156,6 +170,7 @@ class Encoder:
 
         Questions longer than the model's maximum length are truncated; a question with no
         tokens at all (empty or only whitespace) gives a zero row, which matches nothing.
+        Batches run on ``set_threads`` threads.
         """
         if isinstance(texts, str):
             raise TypeError("encode takes a list of questions, not a single string")
@@ -167,9 +182,17 @@ class Encoder:
         if not len(order):
             return out
         rows, table = self._token_tables(ids)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+        def run(batch: np.ndarray) -> None:
             out[batch] = self._encode_sorted([rows[r] for r in batch], lengths[batch], table)
+
+        if _threads > 1 and len(batches) > 1:
+            with ThreadPoolExecutor(min(_threads, len(batches))) as pool:
+                list(pool.map(run, batches))
+        else:
+            for batch in batches:
+                run(batch)
         if self._output is not None:
             out = out @ self._output
         norms = np.linalg.norm(out, axis=1, keepdims=True)

@@ -126,6 +126,19 @@ def test_long_questions_are_truncated_and_odd_ones_encode(tiny_model):
     assert not v[2:].any()
 
 
+def test_encoding_on_several_threads_gives_the_same_vectors(corpus_questions):
+    from qsearch.encoder import set_threads
+
+    encoder = Encoder.load()
+    one = encoder.encode(corpus_questions, batch_size=32)
+    try:
+        set_threads(3)
+        several = encoder.encode(corpus_questions, batch_size=32)
+    finally:
+        set_threads(1)
+    assert len(corpus_questions) > 3 * 32 and np.array_equal(one, several)
+
+
 def test_default_model_loads_without_arguments():
     encoder = Encoder.load()
     assert encoder.dim == ModelConfig().dim and 0 < encoder.threshold < 1
