@@ -58,8 +58,10 @@ class SentenceTransformerTeacher:
         if self._model is None:
             started = time.perf_counter()
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
-
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:  # installed, but one of its own dependencies is broken
+                raise QsearchError(f"a teacher needs a working sentence-transformers ({e}): {_EXTRA}") from None
             try:
                 self._model = SentenceTransformer(str(self.path), device=self.device)
             except (OSError, ValueError) as e:
