@@ -47,12 +47,6 @@ class SentenceTransformerTeacher:
         self.path, self.name, self.device, self.log = path, name, device, log
         self._model = None
 
-    @property
-    def model(self):
-        """The loaded SentenceTransformer (see ``load``)."""
-        self.load()
-        return self._model
-
     def load(self) -> None:
         """Read the weights now, if not yet read (``cached_encode`` calls it before its clock starts)."""
         if self._model is None:
@@ -70,7 +64,8 @@ class SentenceTransformerTeacher:
                 self.log(f"teacher {self.name}: loaded in {time.perf_counter() - started:.1f}s")
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
+        self.load()
+        vectors = self._model.encode(list(texts), batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -138,7 +138,6 @@ def test_a_folder_that_is_not_a_sentence_transformers_model_is_refused_before_tr
 
     if importlib.util.find_spec("sentence_transformers") is None:
         pytest.skip("the teacher extra is not installed: pip install -e '.[teacher]'")
-
     (tmp_path / "weights.bin").write_bytes(b"")
     with pytest.raises(QsearchError, match="not a sentence-transformers model folder"):
         load_teacher(str(tmp_path))
