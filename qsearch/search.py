@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -132,18 +133,39 @@ def _same_model(encoder: Encoder, own: Encoder, manifest: dict) -> bool:
 
 
 def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
-    """The questions that the live index at ``root`` (if any) holds and ``texts`` lacks."""
+    """The questions that the live index at ``root`` (if any) holds and ``texts`` lacks.
+
+    A FAISS index's questions are read from its SQLite store alone, so a rebuild with a new
+    model keeps them even when the old generation's model or vector file no longer loads;
+    a Milvus index is opened, since its texts live in the collection.
+    """
     if not (root / "CURRENT").exists():
         return []
+    gen = root / (root / "CURRENT").read_text().strip()
     try:
-        old = SearchEngine.open(root)
+        backend = json.loads((gen / "index.json").read_text()).get("backend", "faiss")
+    except (OSError, ValueError, AttributeError):
+        backend = None
+    try:
+        if backend == "faiss":
+            store = Store(gen / "questions.db", read_only=True)
+            try:
+                store.check()
+                held = [text for _, text in store.all_rows()]
+            except sqlite3.DatabaseError as e:  # pages damaged past the header that check() reads
+                raise store.damaged(e) from None
+            finally:
+                store.close()
+        else:
+            old = SearchEngine.open(root)
+            try:
+                held = old.backend.all_texts()
+            finally:
+                old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
     except QsearchError as e:
         raise QsearchError(f"the index at {root} cannot be read to keep its questions ({e}); --replace builds anew without them") from None
-    try:
-        new = set(texts)
-        return [t for t in old.backend.all_texts() if t not in new]
-    finally:
-        old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
+    new = set(texts)
+    return [t for t in held if t not in new]
 
 
 def _check_k(k: int) -> None:

@@ -212,6 +212,20 @@ def test_a_rebuild_over_an_unreadable_store_stops_instead_of_dropping_its_questi
     assert len(SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx", keep_old=False)) == 20
 
 
+def test_a_rebuild_keeps_the_added_questions_from_the_store_when_the_old_model_no_longer_loads(tmp_path, corpus_questions):
+    engine = SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx")
+    added = "Which moon of Jupiter has the thickest ice shell?"
+    engine.add([added])
+    engine.close()
+    manifest = engine.generation / "model" / "model.json"
+    manifest.write_text(manifest.read_text().replace('"format_version"', '"format_version": 999, "was"', 1))
+    with pytest.raises(QsearchError):
+        SearchEngine.open(tmp_path / "idx")
+    rebuilt = SearchEngine.build(corpus_questions[:20], path=tmp_path / "idx")
+    assert len(rebuilt) == 21 and added in rebuilt.ids_of([added]) and rebuilt.manifest["kept_from_previous"] == 1
+    rebuilt.close()
+
+
 def test_a_long_stored_question_is_cut_to_a_line_in_text_output_and_whole_in_json(tmp_path):
     long = "Why " + "really " * 500 + "does this question go on?"
     questions = tmp_path / "questions.txt"
