@@ -20,7 +20,7 @@ import typer
 
 from qsearch.config import TrainConfig
 from qsearch.errors import QsearchError
-from qsearch.paths import DEFAULT_INDEX, check_writable_folder
+from qsearch.paths import DEFAULT_INDEX, check_model_out
 
 app = typer.Typer(
     add_completion=False,
@@ -188,7 +188,7 @@ def train(
         if path is not None:
             check_file(Path(path))
     if resume is None:  # the first checkpoint goes there after an epoch's work: find out now that it cannot
-        check_writable_folder(out, "--out")
+        check_model_out(out)
 
     import torch
     from tqdm import tqdm

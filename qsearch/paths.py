@@ -46,3 +46,13 @@ def check_writable_folder(folder: Path, what: str) -> None:
     nearest = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         raise QsearchError(f"cannot write {what} {folder}: {nearest} is not a folder this user may write to")
+
+
+def check_model_out(folder: Path) -> None:
+    """Refuse, before training, an ``--out`` that cannot be written or that holds other files:
+    a model's files would land among them. A new or empty folder, a model folder (replaced) or
+    an interrupted run's folder (its checkpoint) are fine."""
+    check_writable_folder(folder, "--out")
+    folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not any((folder / f).exists() for f in ("model.json", "checkpoint.pt")):
+        raise QsearchError(f"--out {folder} holds other files and no model; give a new or empty folder, or a model folder to replace")

@@ -99,6 +99,14 @@ def test_an_out_that_is_a_file_is_refused_before_any_training(pairs_slice, tmp_p
     assert taken.read_text() == "mine\n"
 
 
+def test_an_out_folder_holding_other_files_is_refused_before_any_training(pairs_slice, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path), "--teacher", "none", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: --out {tmp_path} holds other files and no model; give a new or empty folder, or a model folder to replace"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
 def test_evaluate_a_file_without_the_columns_is_a_clear_error(tmp_path):
     data = tmp_path / "wrong.csv"
     data.write_text("a,b\n1,2\n")
