@@ -1,8 +1,11 @@
-"""The output map's power (``--map-power``) measured on a trained model, without training again.
+"""The output map's power and fit (``--map-power``, ``--map-neighbours``) measured on a trained
+model, without training again.
 
 The map after the pooling is fitted after training (``qsearch.alignment``), so any power can be
 fitted again on a model's saved weights (``qsearch.train.refit_output_map``; the teacher's
-vectors of the training questions come from its cache). Each power gets its threshold chosen
+vectors of the training questions come from its cache), on the questions themselves
+(neighbours 0) or on their differences to their nearest questions by the teacher. Each map
+gets its threshold chosen
 on validation and is measured by the rule that chooses the bundled model (README, Model card):
 validation ROC-AUC, Recall@1 and Recall@10 of the validation duplicates ranked as search ranks
 them against the bundled corpus, and ROC-AUC of the development paraphrase set. The 234-pair
@@ -11,6 +14,7 @@ the teacher extra (pip install -e '.[teacher]').
 
     python benchmarks/map_power.py
     python benchmarks/map_power.py --model models/mine --powers 0 0.5 1
+    python benchmarks/map_power.py --powers 0.5 --neighbours 0 5 10
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder trained with a teacher (default: the bundled model)")
     parser.add_argument("--powers", type=float, nargs="+", default=[0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0])
+    parser.add_argument("--neighbours", type=int, nargs="+", default=None,
+                        help="fit on differences to this many nearest questions (0: on the questions); default: the model's own")
     args = parser.parse_args()
 
     model = Encoder.load(args.model)
@@ -89,23 +95,25 @@ def main() -> None:
     paraphrases = {"development": load_pairs(PARAPHRASES_DEV).frame, "reported": load_pairs(PARAPHRASES).frame}
     columns = ["validation_roc_auc", "validation_recall@1", "validation_recall@10", "development_set_roc_auc", "sum",
                "paraphrase_set_roc_auc", "test_roc_auc", "test_accuracy", "test_recall@1", "test_recall@10"]
-    trained = model.manifest["output_map"]["power"] if "output_map" in model.manifest else 0.0
-    print(f"{model.name}: trained at power {trained:g}; rule = the first four columns summed; "
+    fitted = model.manifest.get("output_map", {})
+    trained = (fitted.get("power", 0.0), fitted.get("neighbours", 0))
+    print(f"{model.name}: trained at power {trained[0]:g}, neighbours {trained[1]}; rule = the first four columns summed; "
           "the paraphrase set and test are for the record")
-    print(f"{'power':>6} " + " ".join(f"{c.replace('validation', 'val').replace('development_set', 'dev').replace('paraphrase_set', '234'):>14}" for c in columns))
+    print(f"{'power':>6} {'near':>4} " + " ".join(f"{c.replace('validation', 'val').replace('development_set', 'dev').replace('paraphrase_set', '234'):>14}" for c in columns))
     results = {}
     start = time.perf_counter()
-    for power in args.powers:
-        if power == trained:  # the model as it is: a map fitted again differs in float16's last digit, and that moves a tie
-            row = measure(model, parts, corpus, paraphrases)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:  # measured as a saved folder holds it (a float16 map)
-                refit_output_map(model, config, teacher, power, log=lambda m: None).save(tmp)
-                row = measure(Encoder.load(tmp), parts, corpus, paraphrases)
-        results[f"{power:g}"] = row
-        print(f"{power:>6g} " + " ".join(f"{row[c]:>14.4f}" for c in columns), flush=True)
+    for neighbours in args.neighbours if args.neighbours is not None else [trained[1]]:
+        for power in args.powers:
+            if (power, neighbours) == trained or (power == trained[0] == 0):
+                row = measure(model, parts, corpus, paraphrases)  # as it is: a map fitted again differs in float16's last digit, which moves a tie
+            else:
+                with tempfile.TemporaryDirectory() as tmp:  # measured as a saved folder holds it (a float16 map)
+                    refit_output_map(model, config, teacher, power, log=lambda m: None, neighbours=neighbours).save(tmp)
+                    row = measure(Encoder.load(tmp), parts, corpus, paraphrases)
+            results[f"{power:g} {neighbours}"] = row
+            print(f"{power:>6g} {neighbours:>4} " + " ".join(f"{row[c]:>14.4f}" for c in columns), flush=True)
     best = max(results, key=lambda p: results[p]["sum"])
-    print(f"highest sum: power {best} ({results[best]['sum']:.4f}); {time.perf_counter() - start:.0f} s")
+    print(f"highest sum: power and neighbours {best} ({results[best]['sum']:.4f}); {time.perf_counter() - start:.0f} s")
     save("map_power", {"machine": machine(), "model": model.name, "results": results})
 
 

@@ -145,6 +145,10 @@ def train(
         "vectors follows the pooling; its singular values are raised to this power (0: no map, 1: cosines as the full map "
         "gives them). It moves pairs that differ in a word that matters apart."
     ),
+    map_neighbours: int = typer.Option(
+        _T.map_neighbours, min=0, help="With a teacher: fit that map on each training question's differences to its this many "
+        "nearest questions by the teacher, so it weights what tells near questions apart (0: fit on the questions themselves)."
+    ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
     lr: float = typer.Option(_T.lr, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
@@ -205,7 +209,7 @@ def train(
         raise QsearchError(str(e)) from None
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -237,7 +241,7 @@ _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight",
-    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "select": "select",
+    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",
 }

@@ -73,6 +73,7 @@ class TrainConfig:
     distill_words: float = 1.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     map_power: float = 0.5  # with a teacher: strength of the fitted map onto the teacher's space after pooling (0: none)
+    map_neighbours: int = 0  # the map is fitted on each question's differences to its nearest by the teacher (0: on the questions)
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False
     patience: int = 3

@@ -258,6 +258,8 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError("the silver pairs' weight must be above 0 and at most 1 (a labelled pair's)")
     if config.map_power < 0:
         raise QsearchError("the map's power must be 0 (no map) or more")
+    if config.map_neighbours < 0:
+        raise QsearchError("the map's neighbours must be 0 (fit on the questions themselves) or more")
     if teacher is not None and not callable(getattr(teacher, "encode", None)):
         raise QsearchError("a teacher needs an encode(list[str]) -> array method")
 
@@ -456,8 +458,11 @@ def train(
                 break
     weights = state.best_weights
     if teacher is not None and config.map_power:
-        weights = _with_output_map(manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), config.map_power)
-        log(f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g})")
+        weights = _with_output_map(manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), config.map_power, config.map_neighbours)
+        log(
+            f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g}"
+            + (f", on differences to each one's {config.map_neighbours} nearest)" if config.map_neighbours else ")")
+        )
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
@@ -476,36 +481,44 @@ def train(
     return Encoder(manifest, data.vocab, weights, lexicon)
 
 
-def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float) -> dict:
+def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float, neighbours: int) -> dict:
     """The kept weights plus the map fitted on the training questions (recorded in
     ``manifest``); fitted on the vectors the saved weights give, so a map fitted again from a
     saved folder is the same."""
     saved = from_stored(stored(weights))
     student = Encoder(manifest, data.vocab, saved).encode(data.questions)
-    manifest["output_map"] = {"power": power, "texts": len(data.questions)}
-    return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power)}
+    manifest["output_map"] = {"power": power, "neighbours": neighbours, "texts": len(data.questions)}
+    return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power, neighbours)}
 
 
 def refit_output_map(
-    encoder: Encoder, config: TrainConfig, teacher: Teacher, power: float, cache_dir: Path | None = None, log: Callable[[str], None] = print
+    encoder: Encoder,
+    config: TrainConfig,
+    teacher: Teacher,
+    power: float,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    neighbours: int | None = None,
 ) -> Encoder:
     """``encoder`` with its output map fitted again at ``power`` (0: none), without training.
 
-    The map is fitted after training (``qsearch.alignment``), so its power can be chosen on a
-    trained model: this gives what ``--map-power`` would have given the same weights.
+    The map is fitted after training (``qsearch.alignment``), so its power and its fit can be
+    chosen on a trained model: this gives what ``--map-power`` and ``--map-neighbours`` (by
+    default ``config``'s) would have given the same weights.
     ``config`` is the model's training data and vocabulary settings; the thresholds stay the
     old ones until ``calibrate_and_save`` chooses them again.
     """
-    _check(replace(config, map_power=power), teacher)
+    neighbours = config.map_neighbours if neighbours is None else neighbours
+    _check(replace(config, map_power=power, map_neighbours=neighbours), teacher)
     data = _training_data(config, True, lambda m: None)
     if data.vocab.sha256 != encoder.vocab.sha256:
         raise QsearchError(f"the model's vocabulary is not the one {Path(config.data).name} gives with these settings: pass the data it was trained on")
-    manifest = {**encoder.manifest, "training": {**encoder.manifest.get("training", {}), "map_power": power}}
+    manifest = {**encoder.manifest, "training": {**encoder.manifest.get("training", {}), "map_power": power, "map_neighbours": neighbours}}
     weights = {k: v for k, v in encoder.weights.items() if k != OUTPUT_WEIGHT}
     manifest.pop("output_map", None)
     if power:
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log)
-        weights = _with_output_map(manifest, data, weights, vectors, power)
+        weights = _with_output_map(manifest, data, weights, vectors, power, neighbours)
     return Encoder(manifest, encoder.vocab, weights, encoder.lexicon)
 
 

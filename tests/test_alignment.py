@@ -5,9 +5,10 @@ import pytest
 
 from conftest import HashTeacher
 from qsearch import Encoder
-from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
+from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map, neighbour_fit
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
+from qsearch.silver import nearest_rows
 from qsearch.train import refit_output_map, train
 
 
@@ -46,6 +47,16 @@ def test_the_map_brings_the_students_cosines_nearer_the_teachers(spaces):
     assert gap[1.0] < gap[0.5] < gap[0.0], gap
 
 
+def test_a_neighbour_fit_is_least_squares_on_each_texts_differences_to_its_nearest_by_the_teacher(spaces):
+    student, teacher = spaces
+    near, _ = nearest_rows(teacher, 4)
+    i, j = np.repeat(np.arange(len(teacher)), 4), near.ravel()
+    explicit = np.linalg.lstsq(student[i] - student[j], teacher[i] - teacher[j], rcond=None)[0]
+    assert np.allclose(neighbour_fit(student, teacher, 4, block=64), explicit, atol=1e-8), "summed a block at a time, the same fit"
+    u, s, _ = np.linalg.svd(explicit, full_matrices=False)
+    assert np.allclose(fit_output_map(student, teacher, 1.0, neighbours=4), u * s / s.max(), atol=1e-5)
+
+
 @pytest.mark.slow
 def test_a_model_trained_with_a_teacher_carries_the_map_after_its_pooling(pairs_slice, tmp_path):
     config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=1,
@@ -71,6 +82,8 @@ def test_power_zero_trains_a_model_without_a_map_and_a_negative_power_is_refused
     assert OUTPUT_WEIGHT not in encoder.weights and "output_map" not in encoder.manifest
     with pytest.raises(QsearchError, match="power"):
         train(TrainConfig(data=pairs_slice, map_power=-1.0), log=lambda m: None)
+    with pytest.raises(QsearchError, match="neighbours"):
+        train(TrainConfig(data=pairs_slice, map_neighbours=-1), log=lambda m: None)
 
 
 def test_a_map_of_the_wrong_shape_is_a_clear_error(tiny_model):
@@ -90,6 +103,9 @@ def test_the_map_can_be_fitted_again_at_another_power_without_training(pairs_sli
     assert mapped.manifest["output_map"]["power"] == 0.5, "the model refitted from is left as it was"
     texts = ["How old are you?", "What is your age?", "How do I learn Python?"]
     assert not np.allclose(cosines(stronger.encode(texts)), cosines(mapped.encode(texts)), atol=1e-4)
+    on_neighbours = refit_output_map(mapped, config, HashTeacher(), 0.5, cache_dir=tmp_path, log=lambda m: None, neighbours=5)
+    assert on_neighbours.manifest["output_map"]["neighbours"] == 5 and on_neighbours.manifest["training"]["map_neighbours"] == 5
+    assert not np.allclose(on_neighbours.weights[OUTPUT_WEIGHT], mapped.weights[OUTPUT_WEIGHT], atol=1e-3)
     none = refit_output_map(mapped, config, HashTeacher(), 0.0, cache_dir=tmp_path, log=lambda m: None)
     assert OUTPUT_WEIGHT not in none.weights and "output_map" not in none.manifest
 
