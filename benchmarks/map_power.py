@@ -114,7 +114,7 @@ def main() -> None:
             print(f"{power:>6g} {neighbours:>4} " + " ".join(f"{row[c]:>14.4f}" for c in columns), flush=True)
     best = max(results, key=lambda p: results[p]["sum"])
     print(f"highest sum: power and neighbours {best} ({results[best]['sum']:.4f}); {time.perf_counter() - start:.0f} s")
-    save("map_power", {"machine": machine(), "model": model.name, "results": results})
+    save("map_neighbours" if args.neighbours is not None else "map_power", {"machine": machine(), "model": model.name, "results": results})
 
 
 if __name__ == "__main__":
