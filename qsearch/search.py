@@ -148,7 +148,8 @@ def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
         backend = None
     try:
         if backend == "faiss":
-            store = Store(gen / "questions.db", read_only=True)
+            db = gen / "questions.db"  # opened for writing where allowed, so a killed add's WAL is recovered, not skipped
+            store = Store(db, read_only=not os.access(db, os.W_OK))
             try:
                 store.check()
                 held = [text for _, text in store.all_rows()]
