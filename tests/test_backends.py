@@ -132,6 +132,27 @@ def test_kill_9_during_adds_loses_no_acknowledged_question(backend, tmp_path, co
         engine.close()
 
 
+def test_a_rebuild_after_kill_9_during_adds_keeps_every_acknowledged_question(tmp_path, corpus_questions):
+    build("faiss", corpus_questions[:100], tmp_path / "idx").close()
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "idx")], stdout=subprocess.PIPE, text=True)
+    acknowledged = []
+    deadline = time.time() + 60
+    while len(acknowledged) < 10 and time.time() < deadline:
+        line = writer.stdout.readline()
+        if not line:
+            break
+        acknowledged.append(line.rstrip("\n").split(" ", 1)[1])
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert len(acknowledged) >= 10
+    rebuilt = SearchEngine.build(corpus_questions[:100], path=tmp_path / "idx")
+    try:
+        assert set(rebuilt.ids_of(acknowledged)) == set(acknowledged)
+        assert rebuilt.manifest["kept_from_previous"] >= len(acknowledged)
+    finally:
+        rebuilt.close()
+
+
 def test_both_backends_return_the_same_top_10_with_flat_search(tmp_path, corpus_questions):
     import pandas as pd
 
