@@ -10,7 +10,7 @@ data it was made with, so a resume with other data or options is refused with wh
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
+from dataclasses import MISSING, asdict
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 
 CHECKPOINT = "checkpoint.pt"
+_DEFAULTS = {f.name: f.default for f in TrainConfig.__dataclass_fields__.values() if f.default is not MISSING}
 
 
 def fingerprint(config: TrainConfig, data_sha256: str, teacher: str | None) -> dict:
@@ -28,7 +29,10 @@ def fingerprint(config: TrainConfig, data_sha256: str, teacher: str | None) -> d
 
 
 def differences(saved: dict, current: dict) -> list[str]:
-    """``name: saved -> current`` for each setting that differs."""
+    """``name: saved -> current`` for each setting that differs. An option that ``saved`` lacks
+    (added to qsearch after that checkpoint was written) counts as its default, which is what
+    the older run did, so an upgrade in the middle of a run does not strand its checkpoint."""
+    saved = {**{k: v for k, v in _DEFAULTS.items() if k in current and k not in saved}, **saved}
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
 
 

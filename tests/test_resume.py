@@ -82,3 +82,17 @@ def test_train_refuses_a_checkpoint_folder_it_cannot_write_before_any_epoch(pair
     with pytest.raises(QsearchError, match="is a file; give a folder"):
         train(config, log=lines.append, checkpoints=taken)
     assert lines == [] and taken.read_text() == "mine\n"
+
+
+def test_a_checkpoint_written_before_an_option_existed_counts_that_option_at_its_default():
+    from dataclasses import replace
+
+    from qsearch import checkpoint as ckpt
+    from qsearch.config import TrainConfig
+
+    current = ckpt.fingerprint(TrainConfig(), "sha", "teacher")
+    older = {k: v for k, v in current.items() if k != "map_neighbours"}
+    assert ckpt.differences(older, current) == []
+    other = ckpt.fingerprint(replace(TrainConfig(), map_neighbours=5), "sha", "teacher")
+    assert ckpt.differences(older, other) == ["map_neighbours: 0 -> 5"]
+    assert ckpt.differences({**older, "seed": 1}, current) == ["seed: 1 -> 0"]
