@@ -40,11 +40,12 @@ def fit_output_map(student: np.ndarray, teacher: np.ndarray, power: float, neigh
     return (u * s**power).astype(np.float32)
 
 
-def neighbour_fit(student: np.ndarray, teacher: np.ndarray, k: int, block: int = 4096) -> np.ndarray:
+def neighbour_fit(student: np.ndarray, teacher: np.ndarray, k: int, block: int = 20480) -> np.ndarray:
     """Least squares ``(s_i - s_j) W ~ (t_i - t_j)`` over each text i and its ``k`` nearest texts j
-    by the teacher's cosine. The normal equations are summed a block of texts at a time, so
-    memory stays that of the (d, d) and (d, D) sums however many texts there are."""
+    by the teacher's cosine. The normal equations are summed about ``block`` differences at a
+    time, so memory stays that of the (d, d) and (d, D) sums however many texts there are."""
     k = min(k, len(student) - 1)
+    block = max(1, block // k)  # texts per step
     unit = teacher / np.maximum(np.linalg.norm(teacher, axis=1, keepdims=True), 1e-12)
     near, _ = nearest_rows(unit, k)
     s, t = student.astype(np.float64), teacher.astype(np.float64)

@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from qsearch.config import TrainConfig
+from qsearch.config import MAX_NEIGHBOURS, TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.paths import DEFAULT_INDEX, check_model_out
 
@@ -146,7 +146,7 @@ def train(
         "gives them). It moves pairs that differ in a word that matters apart."
     ),
     map_neighbours: int = typer.Option(
-        _T.map_neighbours, min=0, help="With a teacher: fit that map on each training question's differences to its this many "
+        _T.map_neighbours, min=0, max=MAX_NEIGHBOURS, help="With a teacher: fit that map on each training question's differences to its this many "
         "nearest questions by the teacher, so it weights what tells near questions apart (0: fit on the questions themselves)."
     ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),

@@ -10,6 +10,7 @@ from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
 
 DISTILL_KINDS = ("similarity", "projection")
 SELECT_BY = ("recall@1", "roc_auc")  # validation measures that pick the kept epoch
+MAX_NEIGHBOURS = 100  # --map-neighbours: each text's neighbours are an (n, k) table, beyond this too large for a laptop on big data
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 from qsearch import checkpoint as ckpt
 from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.augment import augment, teacher_copies, word_neighbours
-from qsearch.config import DISTILL_KINDS, SELECT_BY, TrainConfig
+from qsearch.config import DISTILL_KINDS, MAX_NEIGHBOURS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
 from qsearch.errors import QsearchError
@@ -258,8 +258,8 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError("the silver pairs' weight must be above 0 and at most 1 (a labelled pair's)")
     if config.map_power < 0:
         raise QsearchError("the map's power must be 0 (no map) or more")
-    if config.map_neighbours < 0:
-        raise QsearchError("the map's neighbours must be 0 (fit on the questions themselves) or more")
+    if not 0 <= config.map_neighbours <= MAX_NEIGHBOURS:
+        raise QsearchError(f"the map's neighbours must be from 0 (fit on the questions themselves) to {MAX_NEIGHBOURS}")
     if teacher is not None and not callable(getattr(teacher, "encode", None)):
         raise QsearchError("a teacher needs an encode(list[str]) -> array method")
 

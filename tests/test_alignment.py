@@ -52,7 +52,7 @@ def test_a_neighbour_fit_is_least_squares_on_each_texts_differences_to_its_neare
     near, _ = nearest_rows(teacher, 4)
     i, j = np.repeat(np.arange(len(teacher)), 4), near.ravel()
     explicit = np.linalg.lstsq(student[i] - student[j], teacher[i] - teacher[j], rcond=None)[0]
-    assert np.allclose(neighbour_fit(student, teacher, 4, block=64), explicit, atol=1e-8), "summed a block at a time, the same fit"
+    assert np.allclose(neighbour_fit(student, teacher, 4, block=256), explicit, atol=1e-8), "summed a block at a time, the same fit"
     u, s, _ = np.linalg.svd(explicit, full_matrices=False)
     assert np.allclose(fit_output_map(student, teacher, 1.0, neighbours=4), u * s / s.max(), atol=1e-5)
 
@@ -82,8 +82,9 @@ def test_power_zero_trains_a_model_without_a_map_and_a_negative_power_is_refused
     assert OUTPUT_WEIGHT not in encoder.weights and "output_map" not in encoder.manifest
     with pytest.raises(QsearchError, match="power"):
         train(TrainConfig(data=pairs_slice, map_power=-1.0), log=lambda m: None)
-    with pytest.raises(QsearchError, match="neighbours"):
-        train(TrainConfig(data=pairs_slice, map_neighbours=-1), log=lambda m: None)
+    for neighbours in (-1, 101):
+        with pytest.raises(QsearchError, match="neighbours"):
+            train(TrainConfig(data=pairs_slice, map_neighbours=neighbours), log=lambda m: None)
 
 
 def test_a_map_of_the_wrong_shape_is_a_clear_error(tiny_model):
