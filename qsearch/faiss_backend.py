@@ -74,9 +74,8 @@ class FaissIndex:
     @classmethod
     def open(cls, gen: Path, manifest: dict, encoder: Encoder) -> "FaissIndex":
         """Open a generation; read-only without write permission; catch up on unindexed rows."""
-        db = gen / "questions.db"
-        read_only = not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(gen.parent, os.W_OK))
-        store = Store(db, read_only=read_only)
+        read_only = cls._read_only(gen)
+        store = Store(gen / "questions.db", read_only=read_only)
         index = cls._load_vectors(gen, manifest, encoder, store, store.check(), read_only)
         backend = cls(gen, manifest, encoder, store, index, read_only)
         missing = store.rows_missing_from(vindex.indexed_ids(index))
@@ -84,6 +83,25 @@ class FaissIndex:
             backend._add_rows(missing)
             backend._pending += len(missing)
         return backend
+
+    @staticmethod
+    def _read_only(gen: Path) -> bool:
+        """Without write permission on the generation, its store or the index folder, a
+        generation is opened read-only."""
+        db = gen / "questions.db"
+        return not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(gen.parent, os.W_OK))
+
+    @classmethod
+    def stored_texts(cls, gen: Path) -> list[str]:
+        """A generation's questions read from its store alone, without its model or vector file,
+        so a rebuild keeps them even when those no longer load; opened for writing where
+        allowed, so a killed add's WAL is recovered, not skipped."""
+        store = Store(gen / "questions.db", read_only=cls._read_only(gen))
+        try:
+            store.check()
+            return store.all_texts()
+        finally:
+            store.close()
 
     @staticmethod
     def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, stored: int, read_only: bool):
@@ -174,7 +192,7 @@ class FaissIndex:
         return self.store.texts(ids)
 
     def all_texts(self) -> list[str]:
-        return [text for _, text in self.store.all_rows()]
+        return self.store.all_texts()
 
     def flush(self) -> None:
         """Write the FAISS checkpoint if rows were added since it was last written."""

@@ -26,7 +26,6 @@ import math
 import os
 import re
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -148,15 +147,7 @@ def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
         backend = None
     try:
         if backend == "faiss":
-            db = gen / "questions.db"  # opened for writing where allowed, so a killed add's WAL is recovered, not skipped
-            store = Store(db, read_only=not os.access(db, os.W_OK))
-            try:
-                store.check()
-                held = [text for _, text in store.all_rows()]
-            except sqlite3.DatabaseError as e:  # pages damaged past the header that check() reads
-                raise store.damaged(e) from None
-            finally:
-                store.close()
+            held = FaissIndex.stored_texts(gen)
         else:
             old = SearchEngine.open(root)
             try:
