@@ -10,7 +10,7 @@ data it was made with, so a resume with other data or options is refused with wh
 from __future__ import annotations
 
 import os
-from dataclasses import MISSING, asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 
 CHECKPOINT = "checkpoint.pt"
-_DEFAULTS = {f.name: f.default for f in TrainConfig.__dataclass_fields__.values() if f.default is not MISSING}
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def fingerprint(config: TrainConfig, data_sha256: str, teacher: str | None) -> dict:
@@ -63,8 +63,9 @@ def remove(folder: Path) -> None:
 
 def config_of(saved: dict) -> TrainConfig:
     """The TrainConfig a checkpoint was made with (for ``--resume`` without repeating options)."""
-    fields = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
-    fields["model"] = ModelConfig.from_dict(fields["model"])
-    fields["data"] = Path(fields["data"])
-    fields["corpus"] = Path(fields["corpus"]) if fields["corpus"] else None
-    return TrainConfig(**fields)
+    names = {f.name for f in fields(TrainConfig)}
+    options = {k: v for k, v in saved.items() if k in names}
+    options["model"] = ModelConfig.from_dict(options["model"])
+    options["data"] = Path(options["data"])
+    options["corpus"] = Path(options["corpus"]) if options["corpus"] else None
+    return TrainConfig(**options)
