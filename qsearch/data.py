@@ -21,6 +21,7 @@ import pandas as pd
 from qsearch.errors import QsearchError
 
 PAIR_COLUMNS = ("question1", "question2", "is_duplicate")
+KIND_COLUMN = "kind"  # optional: what sort of pair a row is (hand-written sets: other-words, typo, near-miss, ...)
 SPLIT_RULE = "sha256(str(id)) % 100: <80 train, <90 validation, else test"
 SPLITS = ("train", "validation", "test")
 log = logging.getLogger("qsearch")
@@ -80,7 +81,8 @@ def read_table(path: Path | str) -> Table:
 
 
 def load_pairs(path: Path | str) -> Table:
-    """Labelled pairs with columns ``id, question1, question2, is_duplicate`` (int 0/1).
+    """Labelled pairs with columns ``id, question1, question2, is_duplicate`` (int 0/1), and
+    ``kind`` when the file has that column (``qsearch evaluate`` then reports each kind).
 
     Files without an ``id`` column get one from a hash of the two texts, so the split stays
     stable. Rows whose label is not 0/1 are skipped and counted; empty questions are kept.
@@ -106,6 +108,8 @@ def load_pairs(path: Path | str) -> Table:
             "is_duplicate": label[good].astype(np.int8).to_numpy(),
         }
     )
+    if KIND_COLUMN in frame.columns:
+        out[KIND_COLUMN] = frame.loc[good, KIND_COLUMN].str.strip().to_numpy()
     if out.empty:
         raise QsearchError(f"{path} has no row with is_duplicate 0 or 1")
     return Table(out, table.skipped_rows + int((~good).sum()))

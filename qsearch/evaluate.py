@@ -109,6 +109,30 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: fl
     }
 
 
+def metrics_by_kind(scores: np.ndarray, labels: np.ndarray, kinds: list[str], threshold: float) -> dict[str, dict]:
+    """Each kind of pair (a pairs file's ``kind`` column) on its own: how many pairs and how
+    many of them duplicates, their mean score, the share the threshold judges right, and the
+    ROC-AUC of the kind's pairs against every pair of the other label (within the kind when
+    it holds both). A hand-written set's kinds each hold one label, so "other-words against
+    the near-misses" is the question this answers; None when there is nothing to compare."""
+    labels = labels.astype(bool)
+    kinds = np.array([k or "(none)" for k in kinds], dtype=object)
+    out = {}
+    for kind in dict.fromkeys(kinds.tolist()):
+        own = kinds == kind
+        others = ~np.isin(labels, np.unique(labels[own]))
+        both = own | others
+        duplicates = int(labels[own].sum())
+        out[kind] = {
+            "pairs": int(own.sum()),
+            "duplicates": duplicates,
+            "mean_score": float(scores[own].mean()),
+            "accuracy": float(((scores[own] > threshold) == labels[own]).mean()),
+            "roc_auc": roc_auc(scores[both], labels[both]) if 0 < labels[both].sum() < both.sum() else None,
+        }
+    return out
+
+
 def format_auc(value: float | None) -> str:
     """A ROC-AUC for people: four decimals, or why there is none."""
     return "n/a (needs both duplicates and non-duplicates)" if value is None else f"{value:.4f}"

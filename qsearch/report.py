@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qsearch.data import SPLITS, load_pairs, split_pairs
+from qsearch.data import KIND_COLUMN, SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
+from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
 
@@ -50,6 +50,8 @@ def evaluate_pairs(
         "pairs_with_an_empty_question": int(sum(not a.strip() or not b.strip() for a, b in zip(q1, q2))),
         "rows_skipped": skipped,
     }
+    if KIND_COLUMN in pairs.columns:
+        result["by_kind"] = metrics_by_kind(scores, labels, pairs[KIND_COLUMN].tolist(), cut)
     if plot:
         if result["roc_auc"] is None:
             raise QsearchError("--plot draws a ROC curve, which needs both duplicates and non-duplicates among the pairs")
@@ -123,6 +125,14 @@ def format_evaluation(r: dict) -> str:
         f"ROC-AUC     {format_auc(r['roc_auc'])}",
         f"confusion   [[tn fp] [fn tp]] = [[{tn} {fp}] [{fn} {tp}]]",
     ]
+    if "by_kind" in r:
+        width = max(len("kind"), *map(len, r["by_kind"]))
+        lines.append("by kind     mean score, share judged right at the threshold, ROC-AUC against the pairs of the other label")
+        lines.append(f"  {'kind':<{width}}  {'pairs':>5}  {'mean':>6}  {'right':>6}  {'ROC-AUC':>7}")
+        for kind, k in r["by_kind"].items():
+            label = "duplicates" if k["duplicates"] == k["pairs"] else "non-duplicates" if not k["duplicates"] else "both labels"
+            auc = "n/a" if k["roc_auc"] is None else f"{k['roc_auc']:.4f}"
+            lines.append(f"  {kind:<{width}}  {k['pairs']:>5}  {k['mean_score']:.4f}  {k['accuracy']:.4f}  {auc:>7}  {label}")
     if r["rows_skipped"]:
         lines.append(f"note        {r['rows_skipped']} rows of the file skipped: unreadable, or is_duplicate not 0 or 1")
     if r["pairs_with_an_empty_question"]:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,21 @@ def test_evaluate_counts_the_rows_it_could_not_read(tiny_model, tmp_path):
     assert "(2 pairs)" in text and "2 rows of the file skipped" in text
     result = json.loads(run_cli("evaluate", "--model", str(tiny_model), "--data", str(data), "--json").stdout)
     assert result["pairs"] == 2 and result["rows_skipped"] == 2
+
+
+def test_evaluate_reports_each_kind_of_a_hand_written_set():
+    """The bundled model on the 234-pair paraphrase set: one row per kind, which together
+    make up the whole confusion matrix."""
+    paraphrases = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "paraphrases.csv"
+    result = json.loads(run_cli("evaluate", "--data", str(paraphrases), "--json").stdout)
+    kinds = result["by_kind"]
+    assert {k: (v["pairs"], v["duplicates"]) for k, v in kinds.items()} == {"other-words": (60, 60), "near-miss": (128, 0), "typo": (25, 25), "detail": (21, 21)}
+    (tn, fp), (fn, tp) = result["confusion_matrix"]
+    assert round(sum(v["accuracy"] * v["pairs"] for v in kinds.values())) == tn + tp
+    assert kinds["near-miss"]["roc_auc"] == result["roc_auc"]  # the only non-duplicates, against every duplicate
+    text = run_cli("evaluate", "--data", str(paraphrases)).stdout
+    row = next(line.split() for line in text.splitlines() if line.startswith("  near-miss "))
+    assert row == ["near-miss", "128", f"{kinds['near-miss']['mean_score']:.4f}", f"{kinds['near-miss']['accuracy']:.4f}", f"{result['roc_auc']:.4f}", "non-duplicates"]
 
 
 def test_evaluate_on_pairs_of_one_label_has_no_roc_auc_and_stays_valid_json(tiny_model, tmp_path):

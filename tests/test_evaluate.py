@@ -1,6 +1,6 @@
 import numpy as np
 
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, retrieval_metrics, roc_auc
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, metrics_by_kind, retrieval_metrics, roc_auc
 
 
 def test_metrics_on_a_hand_checked_example():
@@ -10,6 +10,19 @@ def test_metrics_on_a_hand_checked_example():
     assert m["confusion_matrix"] == [[1, 2], [1, 1]]
     assert m["accuracy"] == 0.4 and m["precision"] == 1 / 3 and m["recall"] == 0.5
     assert abs(m["roc_auc"] - 4 / 6) < 1e-9
+
+
+def test_each_kind_is_scored_against_the_pairs_of_the_other_label():
+    scores = np.array([0.9, 0.5, 0.8, 0.6, 0.7, 0.2])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    kinds = ["typo", "other-words", "other-words", "near-miss", "near-miss", ""]
+    m = metrics_by_kind(scores, labels, kinds, 0.65)
+    assert list(m) == ["typo", "other-words", "near-miss", "(none)"]
+    assert m["other-words"]["pairs"] == 2 and m["other-words"]["duplicates"] == 2
+    assert m["other-words"]["mean_score"] == (0.5 + 0.8) / 2 and m["other-words"]["accuracy"] == 0.5
+    assert m["other-words"]["roc_auc"] == roc_auc(np.array([0.5, 0.8, 0.6, 0.7, 0.2]), np.array([1, 1, 0, 0, 0]))
+    assert m["near-miss"]["accuracy"] == 0.5 and m["near-miss"]["roc_auc"] == roc_auc(np.r_[scores[:3], 0.6, 0.7], np.array([1, 1, 1, 0, 0]))
+    assert metrics_by_kind(scores[:2], np.array([1, 0]), ["both", "both"], 0.65)["both"]["roc_auc"] == 1.0
 
 
 def test_roc_auc_matches_the_pairwise_definition():
