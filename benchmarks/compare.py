@@ -27,7 +27,7 @@ import numpy as np
 from common import PARAPHRASES, PARAPHRASES_DEV, RESULTS, cold_command, machine, percentiles, save
 from qsearch import Encoder, SearchEngine, hubness, ranking
 from qsearch.data import default_questions, load_pairs, split_pairs
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, retrieval_metrics, roc_auc, roc_curve
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, metrics_by_kind, retrieval_metrics, roc_auc, roc_curve
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
 
@@ -75,9 +75,15 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     threshold = choose_threshold(s_val, y_val)["accuracy"]
     pair = classification_metrics(s_test, y_test, threshold)
     paraphrases = load_pairs(PARAPHRASES).frame
-    para = classification_metrics(scores(paraphrases), paraphrases["is_duplicate"].to_numpy(), threshold)
+    s_para, y_para = scores(paraphrases), paraphrases["is_duplicate"].to_numpy()
+    para = classification_metrics(s_para, y_para, threshold)
     dev = load_pairs(PARAPHRASES_DEV).frame
-    para_dev = roc_auc(scores(dev), dev["is_duplicate"].to_numpy())
+    s_dev, y_dev = scores(dev), dev["is_duplicate"].to_numpy()
+    para_dev = roc_auc(s_dev, y_dev)
+    kinds = {
+        name: {kind: k["roc_auc"] for kind, k in metrics_by_kind(s, y, frame["kind"].tolist(), threshold).items() if k["duplicates"] == k["pairs"]}
+        for name, s, y, frame in (("reported", s_para, y_para, paraphrases), ("development", s_dev, y_dev, dev))
+    }
 
     position = {t: i for i, t in enumerate(corpus)}
     dups = test[test["is_duplicate"] == 1]
@@ -106,6 +112,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
         "pair": {k: pair[k] for k in ("accuracy", "f1", "roc_auc", "threshold")},
         "paraphrase": {k: para[k] for k in ("accuracy", "roc_auc")},
         "paraphrase_dev_roc_auc": para_dev,
+        "paraphrase_kinds": kinds,
         "roc": [a.tolist() for a in roc_curve(s_test, y_test)[:2]],
         "retrieval": retrieval,
         "retrieval_cosine_order": retrieval_plain,
@@ -156,6 +163,11 @@ def main() -> None:
         ("paraphrase set ROC-AUC (234 hand-written pairs)", lambda r: r["paraphrase"]["roc_auc"], "{:.4f}", True),
         ("paraphrase set accuracy (validation threshold)", lambda r: r["paraphrase"]["accuracy"], "{:.4f}", True),
         ("development paraphrase set ROC-AUC (202 pairs, used to choose models)", lambda r: r["paraphrase_dev_roc_auc"], "{:.4f}", True),
+        *[
+            (f"{set_name}: {kind} duplicates against the non-duplicates", lambda r, s=key, k=kind: r["paraphrase_kinds"][s][k], "{:.4f}", True)
+            for key, set_name in (("reported", "paraphrase set"), ("development", "development set"))
+            for kind in ours["paraphrase_kinds"][key]
+        ],
         ("retrieval Recall@1 (ranked as qsearch searches: hubness, shared words)", lambda r: r["retrieval"]["recall@1"], "{:.4f}", True),
         ("retrieval Recall@10 (ranked as qsearch searches)", lambda r: r["retrieval"]["recall@10"], "{:.4f}", True),
         ("retrieval MRR@10 (ranked as qsearch searches)", lambda r: r["retrieval"]["mrr@10"], "{:.4f}", True),
