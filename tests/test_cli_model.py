@@ -32,6 +32,38 @@ def test_same_seed_gives_the_same_model(pairs_slice, tmp_path):
     assert np.array_equal(a.encode(texts), b.encode(texts))
 
 
+def test_the_progress_bar_of_every_epoch_ends_at_its_total(pairs_frame, tmp_path):
+    """A triplet epoch yields fewer batches than its pairs would fill when a large duplicate
+    cluster's pairs must wait (no cluster twice in a batch); the bar is told the number that
+    will come, and the trained model is the same with or without it."""
+    import pandas as pd
+
+    from qsearch.config import ModelConfig, TrainConfig
+    from qsearch.data import split_of
+    from qsearch.train import train
+
+    hub = "How can I learn to cook well?"
+    ids = [i for i in (f"cluster-{n}" for n in range(200)) if split_of([i])[0] == "train"][:15]
+    star = pd.DataFrame({"id": ids, "question1": hub, "question2": [f"How do I learn cooking, step {n}?" for n in range(15)], "is_duplicate": 1})
+    data = tmp_path / "pairs.csv"
+    pd.concat([pairs_frame.head(1500), star]).to_csv(data, index=False)  # 15 duplicates of one question: 240 pair rows in one cluster
+    seen = []
+
+    def progress(batches, total, desc):
+        n = 0
+        for n, batch in enumerate(batches, 1):
+            yield batch
+        seen.append((desc, total, n))
+
+    config = TrainConfig(data=data, corpus=None, epochs=2, model=ModelConfig(dim=8, embed_dim=8, layers=1), batch_size=32, threads=1, seed=3)
+    with_bar = train(config, log=lambda m: None, progress=progress)
+    assert [d for d, _, _ in seen] == ["train epoch 1", "train epoch 2"]
+    assert all(total == n for _, total, n in seen), seen
+    assert seen[0][1] < (856 + 240) // 32  # fewer than the pairs would fill: the cluster's pairs wait
+    without = train(config, log=lambda m: None)
+    assert np.array_equal(with_bar.encode(["How old are you?"]), without.encode(["How old are you?"]))
+
+
 def test_evaluate_json_reports_every_metric(tiny_model, pairs_slice, tmp_path):
     plot = tmp_path / "roc.png"
     out = run_cli("evaluate", "--model", str(tiny_model), "--data", str(pairs_slice), "--part", "test", "--json", "--plot", str(plot))
