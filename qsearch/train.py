@@ -15,7 +15,6 @@ fitted onto the teacher's space follows the pooling (``qsearch.alignment``).
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -78,14 +77,6 @@ def _make_batches(pairs: list, batch_size: int, rng: np.random.Generator) -> Ite
                     batch.append(p)
                     seen.add(p[2])
             waiting = still
-
-
-def _count_batches(pairs: list, batch_size: int, rng: np.random.Generator) -> int:
-    """How many batches ``_make_batches`` is about to yield from this generator state, counted
-    on a copy so that the run's random stream is untouched. Fewer than ``len(pairs) //
-    batch_size`` when the largest duplicate clusters' pairs must wait (about 146 of 171 on the
-    bundled data), which a progress bar should know rather than stop short of its end."""
-    return sum(1 for _ in _make_batches(pairs, batch_size, copy.deepcopy(rng)))
 
 
 def _vocabulary_texts(config: TrainConfig, parts: dict) -> list[str]:
@@ -435,10 +426,11 @@ def train(
                 if mined is not None:
                     current = Encoder(manifest, data.vocab, model.numpy_weights())
                     mined.refresh(current.encode(data.questions), np.unique([p[3] for p in data.pairs]))
-                batches = _make_batches(data.pairs, config.batch_size, rng)
+                # listed now: fewer than ``steps`` when the largest duplicate clusters' pairs wait
+                # (about 146 of 171 on the bundled data), and the progress bar should know how many
+                batches = list(_make_batches(data.pairs, config.batch_size, rng))
             if progress:
-                total = steps if stage == "distill" else _count_batches(data.pairs, config.batch_size, rng)
-                batches = progress(batches, total, f"{stage} epoch {epoch}")
+                batches = progress(batches, steps if stage == "distill" else len(batches), f"{stage} epoch {epoch}")
             losses = [_step(model, optimizer, schedule, stage_objectives, stage, batch, device) for batch in batches]
             if not losses:
                 raise QsearchError(_NO_BATCH[stage].format(size=config.batch_size))
