@@ -9,7 +9,7 @@ import numpy as np
 from qsearch.data import KIND_COLUMN, SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_curve, threshold_sweep
+from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_auc_interval, roc_curve, threshold_sweep
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
 
@@ -50,6 +50,8 @@ def evaluate_pairs(
         "pairs_with_an_empty_question": int(sum(not a.strip() or not b.strip() for a, b in zip(q1, q2))),
         "rows_skipped": skipped,
     }
+    if result["roc_auc"] is not None:
+        result["roc_auc_interval"] = roc_auc_interval(scores, labels)
     if KIND_COLUMN in pairs.columns:
         result["by_kind"] = metrics_by_kind(scores, labels, pairs[KIND_COLUMN].tolist(), cut)
     if plot:
@@ -122,7 +124,7 @@ def format_evaluation(r: dict) -> str:
         f"precision   {r['precision']:.4f}",
         f"recall      {r['recall']:.4f}",
         f"F1          {r['f1']:.4f}",
-        f"ROC-AUC     {format_auc(r['roc_auc'])}",
+        f"ROC-AUC     {format_auc(r['roc_auc'])}" + ("  (95% interval {:.4f} to {:.4f})".format(*r["roc_auc_interval"]) if "roc_auc_interval" in r else ""),
         f"confusion   [[tn fp] [fn tp]] = [[{tn} {fp}] [{fn} {tp}]]",
     ]
     if "by_kind" in r:

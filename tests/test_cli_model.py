@@ -107,7 +107,10 @@ def test_evaluate_reports_each_kind_of_a_hand_written_set():
     (tn, fp), (fn, tp) = result["confusion_matrix"]
     assert round(sum(v["accuracy"] * v["pairs"] for v in kinds.values())) == tn + tp
     assert kinds["near-miss"]["roc_auc"] == result["roc_auc"]  # the only non-duplicates, against every duplicate
+    low, high = result["roc_auc_interval"]
+    assert 0.05 < result["roc_auc"] - low < 0.1 and 0.05 < high - result["roc_auc"] < 0.1  # 234 pairs tell ROC-AUC to about ±0.07
     text = run_cli("evaluate", "--data", str(paraphrases)).stdout
+    assert f"ROC-AUC     {result['roc_auc']:.4f}  (95% interval {low:.4f} to {high:.4f})" in text
     row = next(line.split() for line in text.splitlines() if line.startswith("  near-miss "))
     assert row == ["near-miss", "128", f"{kinds['near-miss']['mean_score']:.4f}", f"{kinds['near-miss']['accuracy']:.4f}", f"{result['roc_auc']:.4f}", "non-duplicates"]
 
@@ -116,7 +119,7 @@ def test_evaluate_on_pairs_of_one_label_has_no_roc_auc_and_stays_valid_json(tiny
     data = tmp_path / "duplicates_only.csv"
     data.write_text("question1,question2,is_duplicate\nHow old are you?,What is your age?,1\nWhat is love?,What does love mean?,1\n")
     out = run_cli("evaluate", "--model", str(tiny_model), "--data", str(data), "--json").stdout
-    assert "NaN" not in out and json.loads(out)["roc_auc"] is None
+    assert "NaN" not in out and json.loads(out)["roc_auc"] is None and "roc_auc_interval" not in json.loads(out)
     assert "ROC-AUC     n/a (needs both duplicates and non-duplicates)" in run_cli("evaluate", "--model", str(tiny_model), "--data", str(data)).stdout
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, metrics_by_kind, retrieval_metrics, roc_auc
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_covariance, roc_auc_difference, roc_auc_interval
 
 
 def test_metrics_on_a_hand_checked_example():
@@ -32,6 +32,39 @@ def test_roc_auc_matches_the_pairwise_definition():
     pos, neg = scores[labels == 1], scores[labels == 0]
     brute = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
     assert abs(roc_auc(scores, labels) - brute) < 1e-9
+
+
+def test_roc_auc_variance_on_a_hand_checked_example():
+    """Duplicates 0.9, 0.6 against non-duplicates 0.7, 0.1, 0.6: per duplicate the share of
+    non-duplicates it beats is 1 and 0.5 (a tie counts half); per non-duplicate the share of
+    duplicates above it 0.5, 1, 0.75. DeLong's variance: 0.125 / 2 + 0.0625 / 3."""
+    scores, labels = np.array([0.9, 0.6, 0.7, 0.1, 0.6]), np.array([1, 1, 0, 0, 0])
+    auc, cov = roc_auc_covariance([scores], labels)
+    assert auc[0] == roc_auc(scores, labels) == 0.75
+    assert abs(cov[0, 0] - (0.125 / 2 + 0.0625 / 3)) < 1e-12
+    low, high = roc_auc_interval(scores, labels)
+    assert abs(low - (0.75 - 1.959964 * cov[0, 0] ** 0.5)) < 1e-5 and high == 1.0  # clipped
+
+
+def test_roc_auc_interval_agrees_with_a_bootstrap():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 400)
+    first = labels * 0.8 + rng.normal(size=400)
+    second = first + rng.normal(scale=0.8, size=400)
+    d = roc_auc_difference(first, second, labels)
+    assert abs(d["difference"] - (roc_auc(first, labels) - roc_auc(second, labels))) < 1e-12
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    draws = [np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))] for _ in range(2000)]
+    boot = np.std([roc_auc(first[i], labels[i]) - roc_auc(second[i], labels[i]) for i in draws])
+    half = (d["interval"][1] - d["interval"][0]) / 2
+    assert abs(half / 1.959964 - boot) < 0.1 * boot
+    alone = roc_auc_interval(second, labels)
+    assert half < (alone[1] - alone[0]) / 2  # the pairs are shared, so the difference is known better than either ROC-AUC
+
+
+def test_a_model_against_itself_differs_by_nothing():
+    scores, labels = np.array([0.9, 0.6, 0.7, 0.1, 0.6]), np.array([1, 1, 0, 0, 0])
+    assert roc_auc_difference(scores, scores, labels) == {"difference": 0.0, "interval": (0.0, 0.0), "p_value": 1.0}
 
 
 def test_chosen_threshold_is_the_accuracy_best_one():
