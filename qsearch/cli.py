@@ -131,6 +131,11 @@ def train(
         _T.silver_weight, min=0.0, max=1.0, help="A silver pair's weight in the triplet loss, where a labelled pair's is 1: "
         "the teacher's pairs are guesses, so below 1 they teach other words while Quora's labels keep the lead."
     ),
+    detail_pairs: int = typer.Option(
+        _T.detail_pairs, min=0, help="With a teacher: this many training questions are paired, as duplicates in the triplet "
+        "stage, with a copy that first states a situation (a statement sentence of another training question), so a "
+        "question asked with extra detail stays near the bare one (0: none)."
+    ),
     teacher_copies: float = typer.Option(
         _T.teacher_copies, min=0.0, max=1.0, help="With a teacher: share of the questions given a changed copy (a word dropped, "
         "swapped, misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns "
@@ -209,7 +214,7 @@ def train(
         raise QsearchError(str(e)) from None
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -240,7 +245,7 @@ def train(
 _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
-    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight",
+    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight", "detail_pairs": "detail_pairs",
     "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",

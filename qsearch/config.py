@@ -69,6 +69,7 @@ class TrainConfig:
     similarity_weight: float = 5.0  # with a teacher, triplet stage: weight of matching its in-batch cosines too
     silver_cosine: float = 0.75  # with a teacher: add its near pairs in other words at or above this cosine as duplicates (0: none)
     silver_weight: float = 1.0  # a silver pair's weight in the triplet loss, where a labelled pair's is 1
+    detail_pairs: int = 4000  # with a teacher: questions paired in the triplet stage with a copy that states a situation first
     mined_weight: float = 0.0  # triplet stage: weight of negatives mined from the student's own nearest questions
     teacher_copies: float = 1.0  # with a teacher: share of questions given a changed copy that the teacher encodes too
     distill_words: float = 1.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions

@@ -109,8 +109,10 @@ class MinedNegatives:
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         anchors, duplicates = batch.rows
-        cand = self.candidates[anchors]
-        usable = ~self.empty[cand] & (self.clusters[np.maximum(cand, 0)] != self.clusters[anchors][:, None])
+        known = anchors < len(self.candidates)  # rows after the questions (detail copies) have no candidates
+        own = np.where(known, anchors, 0)
+        cand = np.where(known[:, None], self.candidates[own], -1)
+        usable = ~self.empty[cand] & (self.clusters[np.maximum(cand, 0)] != self.clusters[own][:, None])
         if self.teacher is not None:
             t_a = self.teacher[torch.from_numpy(anchors).to(self.teacher.device)]
             t_pos = (t_a * self.teacher[torch.from_numpy(duplicates).to(self.teacher.device)]).sum(dim=1)

@@ -132,7 +132,7 @@ def cached_encode(
     name = teacher_name(teacher)
     key = hashlib.sha256(f"{name}\n{texts_sha256(texts)}".encode()).hexdigest()[:24]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"{what}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[-40:]}-{key}.npy"
+    path = cache / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', what)}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[-40:]}-{key}.npy"
     if path.exists():
         vectors = np.load(path)
         if vectors.shape[0] == len(texts):

@@ -7,7 +7,8 @@ threshold chosen on validation, then validation and test metrics go into the man
 
 With a teacher (training time only) there are four steps before that: the teacher encodes
 every question the student may learn from (cached on disk), its near pairs of training
-questions in other words join the duplicates (``qsearch.silver``), the embedding table starts
+questions in other words join the duplicates (``qsearch.silver``), and so do some questions
+with a statement of another question before them (``qsearch.detail``), the embedding table starts
 from the teacher's vectors of single words (reduced by PCA), and a distillation-only stage
 teaches the LSTM to carry those meanings into sentence vectors; and one after: a square map
 fitted onto the teacher's space follows the pooling (``qsearch.alignment``).
@@ -29,6 +30,7 @@ from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.augment import augment, teacher_copies, word_neighbours
 from qsearch.config import DISTILL_KINDS, MAX_NEIGHBOURS, SELECT_BY, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
+from qsearch.detail import detail_copies
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
 from qsearch.errors import QsearchError
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, format_auc, pair_scores, roc_auc
@@ -97,6 +99,7 @@ class _Data:
     pairs: list[tuple]  # (ids a, ids b, cluster, question row a, question row b, weight in the triplet loss)
     negatives: list[tuple]
     extra: list[str] = field(default_factory=list)  # texts beyond the questions the teacher encoded: changed copies, then single words
+    detail: list[str] = field(default_factory=list)  # texts only the triplet stage reads (``_add_detail_pairs``), after the distilled rows
 
     @property
     def distilled_rows(self) -> int:
@@ -169,6 +172,25 @@ def _add_silver_pairs(data: _Data, vectors: np.ndarray, lexicon: Lexicon, min_co
     new += [(y, x, c, b, a, w) for x, y, c, a, b, w in new]
     data.pairs = [(x, y, cluster[q[a]], a, b, w) for x, y, _, a, b, w in data.pairs + new]
     return len(found)
+
+
+def _add_detail_pairs(data: _Data, n: int, max_len: int, rng: np.random.Generator) -> list[str]:
+    """Pair up to ``n`` questions with a copy that has another question's statement before it
+    (``qsearch.detail``), as duplicates in both directions in the question's duplicate cluster
+    (a new one if it has none). The copies' rows follow the distilled rows of the teacher's
+    table, so the triplet stage's teacher terms see them and distillation does not."""
+    cluster = {p[3]: p[2] for p in data.pairs}
+    fresh = max(cluster.values(), default=-1) + 1
+    first = data.distilled_rows + len(data.detail)
+    found = detail_copies(data.questions, n, rng)
+    for i, (row, copy) in enumerate(found):
+        ids = data.ids[copy] = data.vocab.ids(copy, max_len)
+        if row not in cluster:
+            cluster[row], fresh = fresh, fresh + 1
+        own = data.ids[data.questions[row]]
+        data.pairs += [(own, ids, cluster[row], row, first + i, 1.0), (ids, own, cluster[row], first + i, row, 1.0)]
+    data.detail += [copy for _, copy in found]
+    return [copy for _, copy in found]
 
 
 def _distill_batch(data: _Data, config: TrainConfig, rng: np.random.Generator, rows) -> list:
@@ -361,6 +383,11 @@ def train(
             data.extra += alone
             data.ids.update((w, data.vocab.ids(w, mcfg.max_len)) for w in alone)
             vectors = np.concatenate([vectors, words[pick]])
+        if config.detail_pairs:
+            detail = _add_detail_pairs(data, config.detail_pairs, mcfg.max_len, np.random.default_rng(config.seed + 7))
+            log(f"detail pairs: {len(detail)} questions with a statement of another question before them join the duplicates")
+            if detail:
+                vectors = np.concatenate([vectors, cached_encode(teacher, detail, "detail copies", cache_dir, log, progress)])
         vectors = torch.from_numpy(vectors).to(device)
         teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
         if config.distill == "projection":
@@ -377,7 +404,9 @@ def train(
     if config.mined_weight:
         clusters = np.full(len(data.questions), -1, dtype=np.int64)
         for pair in data.pairs:
-            clusters[pair[3]] = clusters[pair[4]] = pair[2]
+            for row in pair[3:5]:
+                if row < len(data.questions):  # a detail copy is not a question to search among
+                    clusters[row] = pair[2]
         teacher_rows = vectors if teacher is not None else None
         mined = MinedNegatives(model, [data.ids[q] for q in data.questions], clusters, config.margin, rng, teacher_rows, device=device)
         objectives.append((config.mined_weight, mined))
@@ -425,7 +454,7 @@ def train(
             else:
                 if mined is not None:
                     current = Encoder(manifest, data.vocab, model.numpy_weights())
-                    mined.refresh(current.encode(data.questions), np.unique([p[3] for p in data.pairs]))
+                    mined.refresh(current.encode(data.questions), np.unique([p[3] for p in data.pairs if p[3] < len(data.questions)]))
                 # listed now: fewer than ``steps`` when the largest duplicate clusters' pairs wait
                 # (about 146 of 171 on the bundled data), and the progress bar should know how many
                 batches = list(_make_batches(data.pairs, config.batch_size, rng))

@@ -25,7 +25,7 @@ TINY = ModelConfig(dim=16, embed_dim=16, layers=1)
 
 def tiny_config(pairs_slice, **changes) -> TrainConfig:
     base = dict(data=pairs_slice, corpus=None, model=TINY, epochs=1, distill_epochs=1, batch_size=64, threads=1,
-                english_words=0, buckets=500)
+                english_words=0, buckets=500, detail_pairs=100)
     return TrainConfig(**{**base, **changes})
 
 
