@@ -12,6 +12,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARAPHRASES = Path(__file__).resolve().parent / "data" / "paraphrases.csv"  # 234 hand-written pairs, reported
+PARAPHRASES_MORE = PARAPHRASES.with_name("paraphrases_more.csv")  # 251 more, written 2026-12-01 and committed before any model scored them, reported
 PARAPHRASES_DEV = PARAPHRASES.with_name("paraphrases_dev.csv")  # 202 more (120 until the sixth session of 2026-11-29), written to choose between models
 
 

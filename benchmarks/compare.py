@@ -23,11 +23,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import faiss
 import numpy as np
+import pandas as pd
 
-from common import PARAPHRASES, PARAPHRASES_DEV, RESULTS, cold_command, machine, percentiles, save
+from common import PARAPHRASES, PARAPHRASES_DEV, PARAPHRASES_MORE, RESULTS, cold_command, machine, percentiles, save
 from qsearch import Encoder, SearchEngine, hubness, ranking
 from qsearch.data import default_questions, load_pairs, split_pairs
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, metrics_by_kind, retrieval_metrics, roc_auc, roc_curve
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_difference, roc_curve
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
 
@@ -74,15 +75,13 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     y_val, y_test = val["is_duplicate"].to_numpy(), test["is_duplicate"].to_numpy()
     threshold = choose_threshold(s_val, y_val)["accuracy"]
     pair = classification_metrics(s_test, y_test, threshold)
-    paraphrases = load_pairs(PARAPHRASES).frame
-    s_para, y_para = scores(paraphrases), paraphrases["is_duplicate"].to_numpy()
-    para = classification_metrics(s_para, y_para, threshold)
-    dev = load_pairs(PARAPHRASES_DEV).frame
-    s_dev, y_dev = scores(dev), dev["is_duplicate"].to_numpy()
-    para_dev = roc_auc(s_dev, y_dev)
+    reported, more = load_pairs(PARAPHRASES).frame, load_pairs(PARAPHRASES_MORE).frame
+    sets = {"reported": reported, "more": more, "joined": pd.concat([reported, more], ignore_index=True), "development": load_pairs(PARAPHRASES_DEV).frame}
+    scored = {name: (scores(frame), frame["is_duplicate"].to_numpy()) for name, frame in sets.items()}
+    para = classification_metrics(*scored["reported"], threshold)
     kinds = {
-        name: {kind: k["roc_auc"] for kind, k in metrics_by_kind(s, y, frame["kind"].tolist(), threshold).items() if k["duplicates"] == k["pairs"]}
-        for name, s, y, frame in (("reported", s_para, y_para, paraphrases), ("development", s_dev, y_dev, dev))
+        name: {kind: k["roc_auc"] for kind, k in metrics_by_kind(*scored[name], sets[name]["kind"].tolist(), threshold).items() if k["duplicates"] == k["pairs"]}
+        for name in ("reported", "joined", "development")
     }
 
     position = {t: i for i, t in enumerate(corpus)}
@@ -111,7 +110,9 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
         "system": name,
         "pair": {k: pair[k] for k in ("accuracy", "f1", "roc_auc", "threshold")},
         "paraphrase": {k: para[k] for k in ("accuracy", "roc_auc")},
-        "paraphrase_dev_roc_auc": para_dev,
+        "paraphrase_dev_roc_auc": roc_auc(*scored["development"]),
+        "paraphrase_more_roc_auc": roc_auc(*scored["more"]),
+        "paraphrase_joined_roc_auc": roc_auc(*scored["joined"]),
         "paraphrase_kinds": kinds,
         "roc": [a.tolist() for a in roc_curve(s_test, y_test)[:2]],
         "retrieval": retrieval,
@@ -120,6 +121,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
         "warm_query_ms": percentiles(times),
         "build_s": build_s,
         "index": index,
+        "scores": {"test": (s_test, y_test), **scored},
     }
 
 
@@ -162,10 +164,12 @@ def main() -> None:
         ("pair ROC-AUC", lambda r: r["pair"]["roc_auc"], "{:.4f}", True),
         ("paraphrase set ROC-AUC (234 hand-written pairs)", lambda r: r["paraphrase"]["roc_auc"], "{:.4f}", True),
         ("paraphrase set accuracy (validation threshold)", lambda r: r["paraphrase"]["accuracy"], "{:.4f}", True),
+        ("second paraphrase set ROC-AUC (251 pairs written 2026-12-01, scored after they were committed)", lambda r: r["paraphrase_more_roc_auc"], "{:.4f}", True),
+        ("both reported paraphrase sets ROC-AUC (485 pairs: the issue's paraphrase target from 2026-12-01)", lambda r: r["paraphrase_joined_roc_auc"], "{:.4f}", True),
         ("development paraphrase set ROC-AUC (202 pairs, used to choose models)", lambda r: r["paraphrase_dev_roc_auc"], "{:.4f}", True),
         *[
             (f"{set_name}: {kind} duplicates against the non-duplicates", lambda r, s=key, k=kind: r["paraphrase_kinds"][s][k], "{:.4f}", True)
-            for key, set_name in (("reported", "paraphrase set"), ("development", "development set"))
+            for key, set_name in (("reported", "paraphrase set"), ("joined", "both reported sets"), ("development", "development set"))
             for kind in ours["paraphrase_kinds"][key]
         ],
         ("retrieval Recall@1 (ranked as qsearch searches: hubness, shared words)", lambda r: r["retrieval"]["recall@1"], "{:.4f}", True),
@@ -196,14 +200,30 @@ def main() -> None:
         better = "qsearch" if (a > b) == higher and a != b else ("tie" if a == b else "MiniLM")
         lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio:.2f}× | {better} |")
         table[label] = {"qsearch": a, "minilm": b, "ratio": ratio}
+    diffs = differences(ours, theirs)
+    lines += ["", "ROC-AUC, qsearch minus MiniLM on the same pairs (DeLong's paired test):", "", "| pairs | difference | 95% interval | p |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {d['difference']:+.4f} | {d['interval'][0]:+.4f} to {d['interval'][1]:+.4f} | {d['p_value']:.3f} |" for name, d in diffs.items()]
     markdown = "\n".join(lines)
     print(markdown)
     (RESULTS / "compare.md").write_text(markdown + "\n")
     for r in (ours, theirs):
         r.pop("index")
-    save("compare", {"machine": machine(), "questions": len(corpus), "table": table, "qsearch": ours, "minilm": theirs})
+        r.pop("scores")
+    save("compare", {"machine": machine(), "questions": len(corpus), "table": table, "roc_auc_differences": diffs, "qsearch": ours, "minilm": theirs})
     plot(ours, theirs, RESULTS / "compare.png")
     print(f"\nwrote {RESULTS / 'compare.md'}, compare.json, compare.png")
+
+
+def differences(ours: dict, theirs: dict) -> dict[str, dict]:
+    """qsearch's ROC-AUC minus MiniLM's on each set, with DeLong's paired interval: whether a
+    difference is larger than the set can tell (a 234-pair set's ROC-AUC alone is worth
+    about ±0.07)."""
+    out = {}
+    names = {"test": "test pairs", "reported": "paraphrase set (234)", "more": "second paraphrase set (251)", "joined": "both reported sets (485)", "development": "development set (202)"}
+    for key, name in names.items():
+        (mine, labels), (other, _) = ours["scores"][key], theirs["scores"][key]
+        out[name] = roc_auc_difference(mine, other, labels)
+    return out
 
 
 def plot(ours: dict, theirs: dict, path: Path) -> None:
