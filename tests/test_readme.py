@@ -26,5 +26,5 @@ def test_the_python_api_example_runs_and_prints_what_its_comments_say(tmp_path):
     assert lines[1].startswith("1 How old are you? ") and lines[1].endswith(" True")  # the best match, a duplicate
     assert lines[3] == "5"  # three built, one added, one more added by search_and_add
     auc, other_words = map(float, lines[4].split())
-    assert round(auc, 4) == 0.6173 and round(other_words, 4) == 0.5363  # the README's figures for the bundled model
+    assert round(auc, 4) == 0.6311 and round(other_words, 4) == 0.5322  # the README's figures for the bundled model
     assert (tmp_path / "indexes" / "demo").is_dir()
