@@ -456,7 +456,7 @@ def train(
                     current = Encoder(manifest, data.vocab, model.numpy_weights())
                     mined.refresh(current.encode(data.questions), np.unique([p[3] for p in data.pairs if p[3] < len(data.questions)]))
                 # listed now: fewer than ``steps`` when the largest duplicate clusters' pairs wait
-                # (about 146 of 171 on the bundled data), and the progress bar should know how many
+                # (about 180 of 203 on the bundled data), and the progress bar should know how many
                 batches = list(_make_batches(data.pairs, config.batch_size, rng))
             if progress:
                 batches = progress(batches, steps if stage == "distill" else len(batches), f"{stage} epoch {epoch}")
