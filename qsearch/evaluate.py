@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -87,17 +88,13 @@ def roc_auc_difference(first: np.ndarray, second: np.ndarray, labels: np.ndarray
         p = math.erfc(abs(diff) / sd / math.sqrt(2))
     else:
         p = 1.0 if diff == 0 else 0.0
-    return {"difference": diff, "interval": (diff - _z(level) * sd, diff + _z(level) * sd), "p_value": p}
+    half = _z(level) * sd
+    return {"difference": diff, "interval": (diff - half, diff + half), "p_value": p}
 
 
 def _z(level: float) -> float:
-    """The standard normal quantile that leaves (1 - level) / 2 in each tail, by bisection
-    on erf (numpy has no inverse)."""
-    lo, hi = 0.0, 10.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if math.erf(mid / math.sqrt(2)) < level else (lo, mid)
-    return (lo + hi) / 2
+    """The standard normal quantile that leaves (1 - level) / 2 in each tail."""
+    return NormalDist().inv_cdf((1 + level) / 2)
 
 
 def _cut_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -189,8 +189,9 @@ def _add_detail_pairs(data: _Data, n: int, max_len: int, rng: np.random.Generato
             cluster[row], fresh = fresh, fresh + 1
         own = data.ids[data.questions[row]]
         data.pairs += [(own, ids, cluster[row], row, first + i, 1.0), (ids, own, cluster[row], first + i, row, 1.0)]
-    data.detail += [copy for _, copy in found]
-    return [copy for _, copy in found]
+    copies = [copy for _, copy in found]
+    data.detail += copies
+    return copies
 
 
 def _distill_batch(data: _Data, config: TrainConfig, rng: np.random.Generator, rows) -> list:
