@@ -90,26 +90,36 @@ class MinedNegatives:
     training and corpus question for each anchor's nearest ``k``; a candidate is used only if it
     is outside the anchor's duplicate cluster and, with a teacher, the teacher puts it further
     from the anchor than the anchor's duplicate (so unlabelled duplicates are not pushed away).
+
+    ``ids`` are the questions' token ids; ``pairs`` the training pairs (ids a, ids b, cluster,
+    row a, row b, weight). A row at or past ``len(ids)`` is a text that is not a question to
+    search among (a detail copy): it has no cluster here, is never searched for, never mined.
     """
 
     name = "mined"
 
-    def __init__(self, model: torch.nn.Module, ids: list, clusters: np.ndarray, margin: float, rng: np.random.Generator,
+    def __init__(self, model: torch.nn.Module, ids: list, pairs: list, margin: float, rng: np.random.Generator,
                  teacher_vectors: torch.Tensor | None = None, k: int = 10, device="cpu"):
-        self.model, self.ids, self.clusters, self.margin, self.rng = model, ids, clusters, margin, rng
+        self.model, self.ids, self.margin, self.rng = model, ids, margin, rng
         self.teacher, self.k, self.device = teacher_vectors, k, device
+        self.clusters = np.full(len(ids), -1, dtype=np.int64)
+        for pair in pairs:
+            for row in pair[3:5]:
+                if row < len(ids):
+                    self.clusters[row] = pair[2]
+        self.anchors = np.unique([p[3] for p in pairs if p[3] < len(ids)]).astype(np.int64)
         self.candidates = np.full((len(ids), k), -1, dtype=np.int64)
         self.empty = np.array([not x for x in ids] + [True])  # row -1 (no candidate) reads as empty
 
-    def refresh(self, vectors: np.ndarray, anchors: np.ndarray, chunk: int = 2048) -> None:
-        """Nearest ``k`` other questions of each anchor row, by the student's ``vectors`` (unit rows)."""
+    def refresh(self, vectors: np.ndarray, chunk: int = 2048) -> None:
+        """Nearest ``k`` other questions of each anchor, by the student's ``vectors`` (unit rows, one per question)."""
         k = min(self.k, len(vectors) - 1)
-        for start, top, _ in nearest(vectors[anchors], vectors, anchors, k, chunk):
-            self.candidates[anchors[start : start + len(top)], :k] = top
+        for start, top, _ in nearest(vectors[self.anchors], vectors, self.anchors, k, chunk):
+            self.candidates[self.anchors[start : start + len(top)], :k] = top
 
     def __call__(self, batch: Batch) -> torch.Tensor:
         anchors, duplicates = batch.rows
-        known = anchors < len(self.candidates)  # rows after the questions (detail copies) have no candidates
+        known = anchors < len(self.ids)
         own = np.where(known, anchors, 0)
         cand = np.where(known[:, None], self.candidates[own], -1)
         usable = ~self.empty[cand] & (self.clusters[np.maximum(cand, 0)] != self.clusters[own][:, None])

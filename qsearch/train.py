@@ -403,13 +403,8 @@ def train(
             objectives.append((config.similarity_weight, SimilarityDistillation(vectors)))
     mined = None
     if config.mined_weight:
-        clusters = np.full(len(data.questions), -1, dtype=np.int64)
-        for pair in data.pairs:
-            for row in pair[3:5]:
-                if row < len(data.questions):  # a detail copy is not a question to search among
-                    clusters[row] = pair[2]
         teacher_rows = vectors if teacher is not None else None
-        mined = MinedNegatives(model, [data.ids[q] for q in data.questions], clusters, config.margin, rng, teacher_rows, device=device)
+        mined = MinedNegatives(model, [data.ids[q] for q in data.questions], data.pairs, config.margin, rng, teacher_rows, device=device)
         objectives.append((config.mined_weight, mined))
     if config.freeze_embeddings:
         model.embedding.weight.requires_grad_(False)
@@ -455,7 +450,7 @@ def train(
             else:
                 if mined is not None:
                     current = Encoder(manifest, data.vocab, model.numpy_weights())
-                    mined.refresh(current.encode(data.questions), np.unique([p[3] for p in data.pairs if p[3] < len(data.questions)]))
+                    mined.refresh(current.encode(data.questions))
                 # listed now: fewer than ``steps`` when the largest duplicate clusters' pairs wait
                 # (about 180 of 203 on the bundled data), and the progress bar should know how many
                 batches = list(_make_batches(data.pairs, config.batch_size, rng))

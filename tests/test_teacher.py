@@ -222,11 +222,14 @@ def test_a_mined_negative_is_a_near_question_outside_the_cluster_that_the_teache
     torch.manual_seed(0)
     model = LSTMEncoder(ModelConfig(vocab_size=20, dim=8, embed_dim=8)).eval()
     ids = [[[2], [3]], [[2], [4]], [[2], [5]], [[6], [7]], [[8], [9]], []]  # tokens, each its list of piece ids
-    clusters = np.array([0, 0, 0, -1, -1, -1])  # rows 0-2: one duplicate cluster (2 is a transitive duplicate)
+    copy = [[2], [3], [10]]  # row 6: a detail copy of question 0, not a question to search among
+    # rows 0-2: one duplicate cluster (2 is a transitive duplicate); 0 and its detail copy: cluster 0 too
+    pairs = [(ids[0], ids[1], 0, 0, 1, 1.0), (ids[1], ids[2], 0, 1, 2, 1.0), (ids[0], copy, 0, 0, 6, 1.0), (copy, ids[0], 0, 6, 0, 1.0)]
     teacher = torch.nn.functional.normalize(torch.tensor(
-        [[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.9, 0.1, 0.0], [0.95, 0.0, 0.3], [0.2, 0.0, 1.0], [0.0, 1.0, 0.0]]), dim=1)
-    mined = MinedNegatives(model, ids, clusters, 0.25, np.random.default_rng(0), teacher, k=5)
-    mined.refresh(np.full((6, 4), 0.5, dtype=np.float32), np.array([0]))
+        [[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.9, 0.1, 0.0], [0.95, 0.0, 0.3], [0.2, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.1, 0.0]]), dim=1)
+    mined = MinedNegatives(model, ids, pairs, 0.25, np.random.default_rng(0), teacher, k=5)
+    assert mined.clusters.tolist() == [0, 0, 0, -1, -1, -1] and mined.anchors.tolist() == [0, 1], "the copy's row is left out"
+    mined.refresh(np.full((6, 4), 0.5, dtype=np.float32))
     assert sorted(mined.candidates[0]) == [1, 2, 3, 4, 5], "every other question is equally near"
     with torch.no_grad():
         a, p, n = (model(*batch_tensors([ids[r]], "cpu")) for r in (0, 1, 4))
@@ -236,6 +239,7 @@ def test_a_mined_negative_is_a_near_question_outside_the_cluster_that_the_teache
             loss = mined(Batch([a, p], [np.array([0]), np.array([1])]))
             # 1 and 2 share the cluster, 3 is closer than the duplicate to the teacher, 5 has no tokens
             assert loss.item() == pytest.approx(expected, abs=1e-6)
+        assert mined(Batch([a, p], [np.array([6]), np.array([0])])).item() == 0.0, "a detail copy as anchor mines nothing"
 
 
 @pytest.mark.slow
