@@ -368,7 +368,7 @@ def build_index(
     encoder = Encoder.load(model)
     texts = load_questions(questions, column) if questions else default_questions()
     started = time.perf_counter()
-    with tqdm(total=len(texts), unit="q", desc="encoding", file=sys.stderr, leave=False) as bar:
+    with tqdm(unit="q", desc="encoding", file=sys.stderr, leave=False) as bar:  # total: the unique questions, from the first call
 
         def advance(done: int, total: int) -> None:
             bar.total = total
