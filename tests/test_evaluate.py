@@ -1,6 +1,6 @@
 import numpy as np
 
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_covariance, roc_auc_difference, roc_auc_interval
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, metrics_by_kind, nearest, retrieval_metrics, roc_auc, roc_auc_covariance, roc_auc_difference, roc_auc_interval
 
 
 def test_metrics_on_a_hand_checked_example():
@@ -116,3 +116,15 @@ def test_duplicate_retrieval_searches_the_pool_and_leaves_the_query_itself_out()
 def test_duplicate_retrieval_ignores_pairs_of_a_question_with_itself():
     found = duplicate_retrieval(UnitBagOfWords(), ["a b c"], ["same words", "x y"], ["same words", "x z"])
     assert found["queries"] == 1
+
+
+def test_exact_search_holds_at_most_its_memory_budget_of_scores_and_finds_the_same_neighbours():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 8)).astype(np.float32)
+    own = np.arange(300)
+    whole = [(start, top.copy()) for start, top, _ in nearest(vectors, vectors, own, 3, chunk=300)]
+    budget = 4 * 300 * 7  # seven rows of scores against 300 vectors
+    parts = [(start, top.copy(), scores.nbytes) for start, top, scores in nearest(vectors, vectors, own, 3, chunk=300, max_bytes=budget)]
+    assert len(whole) == 1 and len(parts) == 43 and max(size for _, _, size in parts) <= budget
+    assert np.array_equal(np.concatenate([top for _, top, _ in parts]), whole[0][1])
+    assert [start for start, _, _ in parts] == list(range(0, 300, 7))
