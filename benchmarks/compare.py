@@ -92,7 +92,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     scores, found = index.search(system.encode(qs), ranking.candidates(10) + 1)
     rows = [[(i, s, corpus[i], hubs[i]) for s, i in zip(row_s, row_i) if i != position.get(q, -2)] for q, row_s, row_i in zip(qs, scores, found)]
     plain = np.array([[r[0] for r in row[:10]] for row in rows])
-    ranked = np.array([[r[0] for r in ranking.rank(row, 10, ranking.overlaps(lexicon, q, [r[2] for r in row]))] for q, row in zip(qs, rows)])
+    ranked = np.array([[r[0] for r in ranking.rank_for(q, row, 10, lexicon)] for q, row in zip(qs, rows)])
     retrieval = retrieval_metrics(ranked, [relevant[q] for q in qs])
     retrieval_plain = retrieval_metrics(plain, [relevant[q] for q in qs])
 

@@ -33,7 +33,7 @@ from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.hubness import measure_vectors
 from qsearch.paths import DEFAULT_PAIRS
-from qsearch.ranking import overlaps, rank
+from qsearch.ranking import rank_for
 
 FIELDS = ("query", "first_result", "first_cosine", "duplicate", "duplicate_cosine", "duplicate_rank", "same")
 
@@ -56,7 +56,7 @@ def misses(encoder: Encoder, part: str) -> tuple[int, list[dict]]:
     for query, rel, row in zip(queries, relevant, scores):
         near = np.argsort(-row)[:REORDERED]
         rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in near]
-        ranked = rank(rows, 10, overlaps(encoder.lexicon, query, [r[2] for r in rows]))
+        ranked = rank_for(query, rows, 10, encoder.lexicon)
         if ranked[0][0] in rel:
             continue
         dup = max(rel, key=lambda i: row[i])
@@ -79,9 +79,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.read:
+        if not args.read.is_file():
+            sys.exit(f"error: no file at {args.read}")
         with args.read.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-        judged = [r for r in rows if r["same"].strip().lower() in ("yes", "no")]
+        judged = [r for r in rows if (r.get("same") or "").strip().lower() in ("yes", "no")]
+        if not judged:
+            sys.exit(f"error: {args.read} has no row whose 'same' column reads yes or no")
         yes = sum(r["same"].strip().lower() == "yes" for r in judged)
         low, high = wilson(yes, len(judged))
         print(f"{yes} of {len(judged)} sampled misses have a first result that asks the same thing ({yes / len(judged):.0%}; 95% interval {low:.0%}-{high:.0%})")

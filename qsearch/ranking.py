@@ -47,3 +47,8 @@ def rank(rows: list[Row], k: int, overlap: list[float] | None = None) -> list[Ro
         key=lambda ro: (ro[0][1] < SAME_QUESTION, -(ro[0][1] - HUB_WEIGHT * ro[0][3] + LEXICAL_WEIGHT * ro[1])),
     )
     return [row for row, _ in keyed[:k]]
+
+
+def rank_for(question: str, rows: list[Row], k: int, lexicon: Lexicon | None) -> list[Row]:
+    """``rank`` of ``question``'s rows, each row's word overlap with it measured by ``lexicon``."""
+    return rank(rows, k, overlaps(lexicon, question, [row[2] for row in rows]))

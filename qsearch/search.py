@@ -450,7 +450,7 @@ class SearchEngine:
         threshold = self.threshold if threshold is None else threshold
         lexicon = self.encoder.lexicon
         return [
-            [Match(i, text, s, s > threshold) for i, s, text, _ in ranking.rank(row, k, ranking.overlaps(lexicon, q, [r[2] for r in row]))]
+            [Match(i, text, s, s > threshold) for i, s, text, _ in ranking.rank_for(q, row, k, lexicon)]
             for q, row in zip(questions, rows)
         ]
 
