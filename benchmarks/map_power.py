@@ -1,12 +1,11 @@
-"""The output map's power and fit (``--map-power``, ``--map-neighbours``) measured on a trained
-model, without training again.
+"""The output map's power and fit (``--map-power``, ``--map-neighbours``) and the pair map's power
+(``--pair-map-power``) measured on a trained model, without training again.
 
-The map after the pooling is fitted after training (``qsearch.alignment``), so any power can be
-fitted again on a model's saved weights (``qsearch.train.refit_output_map``; the teacher's
-vectors of the training questions come from its cache), on the questions themselves
-(neighbours 0) or on their differences to their nearest questions by the teacher. Each map
-gets its threshold chosen
-on validation and is measured by the rule that chooses the bundled model (README, Model card):
+The maps after the pooling are fitted after training (``qsearch.alignment``,
+``qsearch.pair_map``), so any power can be fitted again on a model's saved weights
+(``qsearch.train.refit_output_map``; the teacher's vectors of the training questions come from
+its cache), on the questions themselves (neighbours 0) or on their differences to their nearest
+questions by the teacher. Each map gets its threshold chosen on validation and is measured by the rule that chooses the bundled model (README, Model card):
 validation ROC-AUC, Recall@1 and Recall@10 of the validation duplicates ranked as search ranks
 them against the bundled corpus, and ROC-AUC of the development paraphrase set. The 234-pair
 paraphrase set and the test part are printed for the record; read validation to choose. Needs
@@ -15,6 +14,7 @@ the teacher extra (pip install -e '.[teacher]').
     python benchmarks/map_power.py
     python benchmarks/map_power.py --model models/mine --powers 0 0.5 1
     python benchmarks/map_power.py --powers 0.5 --neighbours 0 5 10
+    python benchmarks/map_power.py --powers 0.5 --pair-powers 0 0.5 1 1.5
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import PARAPHRASES, PARAPHRASES_DEV, machine, save
+from common import PARAPHRASES, PARAPHRASES_DEV, PARAPHRASES_MORE, machine, save
 from ranking import recall_by_weight, searches
 from qsearch import Encoder, QsearchError
 from qsearch.checkpoint import config_of
@@ -47,8 +49,9 @@ def scored(encoder: Encoder, frame) -> tuple:
 
 
 def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict) -> dict:
-    """The rule's four terms, their sum, and the record: the paraphrase set and test.
-    ``paraphrases``: the development and the 234-pair set's pairs, by name."""
+    """The rule's four terms, their sum, and the record: the reported paraphrase sets and test.
+    ``paraphrases``: the development set's, the 234-pair set's and (optional) the 251-pair set's
+    pairs, by name; with the last, both reported sets together are scored too."""
     vectors = encoder.encode(corpus)
     hubs = {"exact": measure_vectors(vectors)}
     search = {}
@@ -67,6 +70,8 @@ def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict)
     out["sum"] = sum(out.values())
     out.update({
         "paraphrase_set_roc_auc": roc_auc(*scored(encoder, paraphrases["reported"])),
+        **({"both_reported_sets_roc_auc": roc_auc(*(np.concatenate(x) for x in zip(scored(encoder, paraphrases["reported"]), scored(encoder, paraphrases["more"]))))}
+           if "more" in paraphrases else {}),
         "threshold": threshold,
         "test_roc_auc": on_test["roc_auc"],
         "test_accuracy": on_test["accuracy"],
@@ -82,6 +87,8 @@ def main() -> None:
     parser.add_argument("--powers", type=float, nargs="+", default=[0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0])
     parser.add_argument("--neighbours", type=int, nargs="+", default=None,
                         help="fit on differences to this many nearest questions (0: on the questions); default: the model's own")
+    parser.add_argument("--pair-powers", type=float, nargs="+", default=None,
+                        help="the pair map's powers (0: none); default: the model's own")
     args = parser.parse_args()
 
     model = Encoder.load(args.model)
@@ -92,29 +99,39 @@ def main() -> None:
     teacher = load_teacher(teacher_spec(model.manifest["training"]["teacher"]["name"]))
     parts = split_pairs(load_pairs(DEFAULT_PAIRS).frame)
     corpus = list(dict.fromkeys(t.strip() for t in default_questions() if t.strip()))
-    paraphrases = {"development": load_pairs(PARAPHRASES_DEV).frame, "reported": load_pairs(PARAPHRASES).frame}
+    paraphrases = {"development": load_pairs(PARAPHRASES_DEV).frame, "reported": load_pairs(PARAPHRASES).frame, "more": load_pairs(PARAPHRASES_MORE).frame}
     columns = ["validation_roc_auc", "validation_recall@1", "validation_recall@10", "development_set_roc_auc", "sum",
-               "paraphrase_set_roc_auc", "test_roc_auc", "test_accuracy", "test_recall@1", "test_recall@10"]
+               "paraphrase_set_roc_auc", "both_reported_sets_roc_auc", "test_roc_auc", "test_accuracy", "test_recall@1", "test_recall@10"]
     fitted = model.manifest.get("output_map", {})
-    trained = (fitted.get("power", 0.0), fitted.get("neighbours", 0))
-    print(f"{model.name}: trained at power {trained[0]:g}, neighbours {trained[1]}; rule = the first four columns summed; "
-          "the paraphrase set and test are for the record")
-    print(f"{'power':>6} {'near':>4} " + " ".join(f"{c.replace('validation', 'val').replace('development_set', 'dev').replace('paraphrase_set', '234'):>14}" for c in columns))
+    trained = (fitted.get("power", 0.0), fitted.get("neighbours", 0), model.manifest.get("pair_map", {}).get("power", 0.0))
+    print(f"{model.name}: trained at power {trained[0]:g}, neighbours {trained[1]}, pair map power {trained[2]:g}; "
+          "rule = the first four columns summed; the paraphrase sets and test are for the record")
+    short = {"validation": "val", "development_set": "dev", "paraphrase_set": "234", "both_reported_sets": "485"}
+    print(f"{'power':>6} {'near':>4} {'pair':>5} " + " ".join(f"{short_name(c, short):>14}" for c in columns))
     results = {}
     start = time.perf_counter()
     for neighbours in args.neighbours if args.neighbours is not None else [trained[1]]:
-        for power in args.powers:
-            if (power, neighbours) == trained or (power == trained[0] == 0):
-                row = measure(model, parts, corpus, paraphrases)  # as it is: a map fitted again differs in float16's last digit, which moves a tie
-            else:
-                with tempfile.TemporaryDirectory() as tmp:  # measured as a saved folder holds it (a float16 map)
-                    refit_output_map(model, config, teacher, power, log=lambda m: None, neighbours=neighbours).save(tmp)
-                    row = measure(Encoder.load(tmp), parts, corpus, paraphrases)
-            results[f"{power:g} {neighbours}"] = row
-            print(f"{power:>6g} {neighbours:>4} " + " ".join(f"{row[c]:>14.4f}" for c in columns), flush=True)
+        for pair in args.pair_powers if args.pair_powers is not None else [trained[2]]:
+            for power in args.powers:
+                if (power, neighbours, pair) == trained or (power == trained[0] == 0 and pair == trained[2] == 0):
+                    row = measure(model, parts, corpus, paraphrases)  # as it is: a map fitted again differs in float16's last digit, which moves a tie
+                else:
+                    with tempfile.TemporaryDirectory() as tmp:  # measured as a saved folder holds it (a float16 map)
+                        refit_output_map(model, config, teacher, power, log=lambda m: None, neighbours=neighbours, pair_power=pair).save(tmp)
+                        row = measure(Encoder.load(tmp), parts, corpus, paraphrases)
+                results[f"{power:g} {neighbours}" + (f" {pair:g}" if args.pair_powers is not None else "")] = row
+                print(f"{power:>6g} {neighbours:>4} {pair:>5g} " + " ".join(f"{row[c]:>14.4f}" for c in columns), flush=True)
     best = max(results, key=lambda p: results[p]["sum"])
-    print(f"highest sum: power and neighbours {best} ({results[best]['sum']:.4f}); {time.perf_counter() - start:.0f} s")
-    save("map_neighbours" if args.neighbours is not None else "map_power", {"machine": machine(), "model": model.name, "results": results})
+    print(f"highest sum: {best} ({results[best]['sum']:.4f}); {time.perf_counter() - start:.0f} s")
+    name = "pair_map" if args.pair_powers is not None else "map_neighbours" if args.neighbours is not None else "map_power"
+    save(name, {"machine": machine(), "model": model.name, "results": results})
+
+
+def short_name(column: str, short: dict) -> str:
+    """A column's name shortened for the printed table."""
+    for long, brief in short.items():
+        column = column.replace(long, brief)
+    return column
 
 
 if __name__ == "__main__":

@@ -154,6 +154,11 @@ def train(
         _T.map_neighbours, min=0, max=MAX_NEIGHBOURS, help="With a teacher: fit that map on each training question's differences to its this many "
         "nearest questions by the teacher, so it weights what tells near questions apart (0: fit on the questions themselves)."
     ),
+    pair_map_power: float = typer.Option(
+        _T.pair_map_power, min=0.0, help="With a teacher: after the output map, a square map fitted on the train part's labelled "
+        "pairs weights each direction by how much more non-duplicates than duplicates differ along it, raised to this power "
+        "(0: no such map). Quora's non-duplicates are near-misses, so it sets apart questions that share most of their words."
+    ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
     lr: float = typer.Option(_T.lr, min=0.0, help="Peak learning rate (warm-up, then cosine decay)."),
@@ -214,7 +219,7 @@ def train(
         raise QsearchError(str(e)) from None
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, pair_map_power=pair_map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -246,7 +251,7 @@ _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight", "detail_pairs": "detail_pairs",
-    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "select": "select",
+    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "pair_map_power": "pair_map_power", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",
 }

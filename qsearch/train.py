@@ -38,6 +38,7 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
+from qsearch.pair_map import MIN_PAIRS, SHRINK, difference_covariances, enough_pairs, fit_pair_map
 from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
@@ -281,6 +282,8 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError("the silver pairs' weight must be above 0 and at most 1 (a labelled pair's)")
     if config.map_power < 0:
         raise QsearchError("the map's power must be 0 (no map) or more")
+    if config.pair_map_power < 0:
+        raise QsearchError("the pair map's power must be 0 (no map) or more")
     if not 0 <= config.map_neighbours <= MAX_NEIGHBOURS:
         raise QsearchError(f"the map's neighbours must be from 0 (fit on the questions themselves) to {MAX_NEIGHBOURS}")
     if teacher is not None and not callable(getattr(teacher, "encode", None)):
@@ -490,6 +493,8 @@ def train(
             f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g}"
             + (f", on differences to each one's {config.map_neighbours} nearest)" if config.map_neighbours else ")")
         )
+    if teacher is not None and config.pair_map_power:
+        weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
@@ -518,6 +523,24 @@ def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors
     return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power, neighbours)}
 
 
+def _with_pair_map(manifest: dict, data: _Data, weights: dict, power: float, log: Callable[[str], None]) -> dict:
+    """The weights with the map of the train part's labelled pairs (``qsearch.pair_map``) folded
+    into the output map, recorded in ``manifest``; fitted, like the output map, on the vectors
+    the saved weights give. Without enough pairs of each label the weights stay as they are."""
+    part = data.parts["train"]
+    duplicate = part["is_duplicate"].to_numpy() == 1
+    dim = int(manifest["model"]["dim"])
+    if not enough_pairs(int(duplicate.sum()), int((~duplicate).sum()), dim):
+        log(f"no pair map: it needs {MIN_PAIRS * dim} labelled duplicates and as many non-duplicates in the train part")
+        return weights
+    encoder = Encoder(manifest, data.vocab, from_stored(stored(weights)))
+    same, other = difference_covariances(encoder.encode, part["question1"].tolist(), part["question2"].tolist(), duplicate)
+    before = weights.get(OUTPUT_WEIGHT, np.eye(dim, dtype=np.float32))
+    manifest["pair_map"] = {"power": power, "shrink": SHRINK, "duplicates": int(duplicate.sum()), "non_duplicates": int((~duplicate).sum())}
+    log(f"pair map fitted on {int(duplicate.sum())} labelled duplicates and {int((~duplicate).sum())} non-duplicates (power {power:g})")
+    return {**weights, OUTPUT_WEIGHT: (before @ fit_pair_map(same, other, power)).astype(np.float32)}
+
+
 def refit_output_map(
     encoder: Encoder,
     config: TrainConfig,
@@ -526,26 +549,33 @@ def refit_output_map(
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
     neighbours: int | None = None,
+    pair_power: float | None = None,
 ) -> Encoder:
-    """``encoder`` with its output map fitted again at ``power`` (0: none), without training.
+    """``encoder`` with its output map fitted again at ``power`` (0: none), and the pair map
+    after it at ``pair_power``, without training.
 
-    The map is fitted after training (``qsearch.alignment``), so its power and its fit can be
-    chosen on a trained model: this gives what ``--map-power`` and ``--map-neighbours`` (by
-    default ``config``'s) would have given the same weights.
-    ``config`` is the model's training data and vocabulary settings; the thresholds stay the
-    old ones until ``calibrate_and_save`` chooses them again.
+    Both maps are fitted after training (``qsearch.alignment``, ``qsearch.pair_map``), so their
+    powers and fit can be chosen on a trained model: this gives what ``--map-power``,
+    ``--map-neighbours`` and ``--pair-map-power`` (by default ``config``'s) would have given
+    the same weights. ``config`` is the model's training data and vocabulary settings; the
+    thresholds stay the old ones until ``calibrate_and_save`` chooses them again.
     """
     neighbours = config.map_neighbours if neighbours is None else neighbours
-    _check(replace(config, map_power=power, map_neighbours=neighbours), teacher)
+    pair_power = config.pair_map_power if pair_power is None else pair_power
+    _check(replace(config, map_power=power, map_neighbours=neighbours, pair_map_power=pair_power), teacher)
     data = _training_data(config, True, lambda m: None)
     if data.vocab.sha256 != encoder.vocab.sha256:
         raise QsearchError(f"the model's vocabulary is not the one {Path(config.data).name} gives with these settings: pass the data it was trained on")
-    manifest = {**encoder.manifest, "training": {**encoder.manifest.get("training", {}), "map_power": power, "map_neighbours": neighbours}}
+    training = {**encoder.manifest.get("training", {}), "map_power": power, "map_neighbours": neighbours, "pair_map_power": pair_power}
+    manifest = {**encoder.manifest, "training": training}
     weights = {k: v for k, v in encoder.weights.items() if k != OUTPUT_WEIGHT}
     manifest.pop("output_map", None)
+    manifest.pop("pair_map", None)
     if power:
         vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log)
         weights = _with_output_map(manifest, data, weights, vectors, power, neighbours)
+    if pair_power:
+        weights = _with_pair_map(manifest, data, weights, pair_power, log)
     return Encoder(manifest, encoder.vocab, weights, encoder.lexicon)
 
 

@@ -60,7 +60,7 @@ def test_a_neighbour_fit_is_least_squares_on_each_texts_differences_to_its_neare
 @pytest.mark.slow
 def test_a_model_trained_with_a_teacher_carries_the_map_after_its_pooling(pairs_slice, tmp_path):
     config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=1,
-                         batch_size=64, threads=1, english_words=0, buckets=500)
+                         batch_size=64, threads=1, english_words=0, buckets=500, pair_map_power=0.0)
     lines = []
     mapped = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
     assert mapped.manifest["output_map"]["power"] == 0.5 and mapped.weights[OUTPUT_WEIGHT].shape == (16, 16)
@@ -77,7 +77,7 @@ def test_a_model_trained_with_a_teacher_carries_the_map_after_its_pooling(pairs_
 
 def test_power_zero_trains_a_model_without_a_map_and_a_negative_power_is_refused(pairs_slice, tmp_path):
     config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=0,
-                         batch_size=64, threads=1, english_words=0, buckets=500, map_power=0.0)
+                         batch_size=64, threads=1, english_words=0, buckets=500, map_power=0.0, pair_map_power=0.0)
     encoder = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
     assert OUTPUT_WEIGHT not in encoder.weights and "output_map" not in encoder.manifest
     with pytest.raises(QsearchError, match="power"):
@@ -95,7 +95,7 @@ def test_a_map_of_the_wrong_shape_is_a_clear_error(tiny_model):
 
 def test_the_map_can_be_fitted_again_at_another_power_without_training(pairs_slice, tmp_path):
     config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=1,
-                         batch_size=64, threads=1, english_words=0, buckets=500)
+                         batch_size=64, threads=1, english_words=0, buckets=500, pair_map_power=0.0)
     mapped = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=tmp_path)
     again = refit_output_map(mapped, config, HashTeacher(), 0.5, cache_dir=tmp_path, log=lambda m: None)
     assert np.allclose(again.weights[OUTPUT_WEIGHT], mapped.weights[OUTPUT_WEIGHT], atol=1e-5), "the same power gives the same map"

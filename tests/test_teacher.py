@@ -195,7 +195,7 @@ def test_a_similarity_weight_brings_the_students_cosines_towards_the_teachers_in
     gaps, lines = {}, []
     for weight in (0.0, 20.0):
         config = tiny_config(pairs_slice, distill_epochs=0, distill_weight=0.0, similarity_weight=weight, epochs=3, patience=5,
-                             map_power=0.0)  # the triplet stage alone, without the map fitted after it
+                             map_power=0.0, pair_map_power=0.0)  # the triplet stage alone, without the maps fitted after it
         student = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path).encode(texts)
         gaps[weight] = np.abs(student @ student.T - teacher @ teacher.T).mean()
     assert [line.endswith("1 x triplet, 1 x ranking, 20 x distill-similarity") for line in lines if line.startswith("train:")] == [False, True]
