@@ -104,3 +104,20 @@ def test_without_an_output_map_the_pair_map_alone_follows_the_pooling(paired):
 def test_a_negative_pair_map_power_is_refused(pairs_slice):
     with pytest.raises(QsearchError, match="pair map"):
         train(TrainConfig(data=pairs_slice, pair_map_power=-1.0), log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_a_train_part_with_too_few_non_duplicates_trains_without_a_pair_map_and_says_so(pairs_frame, tmp_path):
+    from qsearch.data import split_pairs
+
+    frame = pairs_frame.head(1500)
+    train_part = split_pairs(frame)["train"]
+    dropped = set(train_part.loc[train_part["is_duplicate"] == 0, "id"].iloc[10:])  # ten labelled non-duplicates left to train on
+    path = tmp_path / "few_negatives.csv"
+    frame[~frame["id"].isin(dropped)].to_csv(path, index=False)
+    config = TrainConfig(data=path, corpus=None, model=ModelConfig(dim=16, embed_dim=16), epochs=1, distill_epochs=0,
+                         batch_size=64, threads=1, english_words=0, buckets=500)
+    lines: list[str] = []
+    model = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert "pair_map" not in model.manifest and "output_map" in model.manifest
+    assert any(line.startswith("no pair map: it needs 32 labelled duplicates and as many non-duplicates") for line in lines)
