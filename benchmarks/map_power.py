@@ -68,10 +68,12 @@ def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict)
         "development_set_roc_auc": roc_auc(*scored(encoder, paraphrases["development"])),
     }
     out["sum"] = sum(out.values())
+    reported = scored(encoder, paraphrases["reported"])
+    out["paraphrase_set_roc_auc"] = roc_auc(*reported)
+    if "more" in paraphrases:  # both reported sets together: their scores and labels joined, each set scored once
+        more = scored(encoder, paraphrases["more"])
+        out["both_reported_sets_roc_auc"] = roc_auc(np.concatenate([reported[0], more[0]]), np.concatenate([reported[1], more[1]]))
     out.update({
-        "paraphrase_set_roc_auc": roc_auc(*scored(encoder, paraphrases["reported"])),
-        **({"both_reported_sets_roc_auc": roc_auc(*(np.concatenate(x) for x in zip(scored(encoder, paraphrases["reported"]), scored(encoder, paraphrases["more"]))))}
-           if "more" in paraphrases else {}),
         "threshold": threshold,
         "test_roc_auc": on_test["roc_auc"],
         "test_accuracy": on_test["accuracy"],

@@ -529,15 +529,16 @@ def _with_pair_map(manifest: dict, data: _Data, weights: dict, power: float, log
     the saved weights give. Without enough pairs of each label the weights stay as they are."""
     part = data.parts["train"]
     duplicate = part["is_duplicate"].to_numpy() == 1
+    counts = {"duplicates": int(duplicate.sum()), "non_duplicates": int((~duplicate).sum())}
     dim = int(manifest["model"]["dim"])
-    if not enough_pairs(int(duplicate.sum()), int((~duplicate).sum()), dim):
+    if not enough_pairs(counts["duplicates"], counts["non_duplicates"], dim):
         log(f"no pair map: it needs {MIN_PAIRS * dim} labelled duplicates and as many non-duplicates in the train part")
         return weights
     encoder = Encoder(manifest, data.vocab, from_stored(stored(weights)))
     same, other = difference_covariances(encoder.encode, part["question1"].tolist(), part["question2"].tolist(), duplicate)
     before = weights.get(OUTPUT_WEIGHT, np.eye(dim, dtype=np.float32))
-    manifest["pair_map"] = {"power": power, "shrink": SHRINK, "duplicates": int(duplicate.sum()), "non_duplicates": int((~duplicate).sum())}
-    log(f"pair map fitted on {int(duplicate.sum())} labelled duplicates and {int((~duplicate).sum())} non-duplicates (power {power:g})")
+    manifest["pair_map"] = {"power": power, "shrink": SHRINK, **counts}
+    log(f"pair map fitted on {counts['duplicates']} labelled duplicates and {counts['non_duplicates']} non-duplicates (power {power:g})")
     return {**weights, OUTPUT_WEIGHT: (before @ fit_pair_map(same, other, power)).astype(np.float32)}
 
 
