@@ -53,6 +53,10 @@ class MiniLM:
     def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
 
+    def pair_vectors(self, texts: list[str]) -> np.ndarray:
+        """One space for search and verdicts."""
+        return self.encode(texts)
+
 
 def folder_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20
@@ -68,7 +72,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     build_s = time.perf_counter() - start
 
     def scores(part):
-        a, b = system.encode(part["question1"].tolist()), system.encode(part["question2"].tolist())
+        a, b = system.pair_vectors(part["question1"].tolist()), system.pair_vectors(part["question2"].tolist())
         return np.einsum("ij,ij->i", a, b)
 
     s_val, s_test = scores(val), scores(test)

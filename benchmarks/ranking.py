@@ -82,18 +82,20 @@ def recall_by_weight(
 
 
 def first_results(
-    queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hub: np.ndarray, lexicon: Lexicon | None, threshold: float
+    queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hub: np.ndarray, encoder: Encoder, vectors: np.ndarray
 ) -> dict[str, dict]:
-    """How often the first result is marked duplicate (cosine above the threshold) and right or
-    wrong, in cosine order and as search orders it (the nearest ``candidates(5)`` reordered)."""
+    """How often the first result is marked duplicate (verdict cosine above the threshold) and
+    right or wrong, in cosine order and as search orders it (the nearest ``candidates(5)``
+    reordered); ``vectors``: the corpus's, as ``encoder.encode`` gives them."""
     near = np.argsort(-scores, axis=1)[:, : candidates(5)]
+    asked, known = encoder.pair_vectors(queries), encoder.to_verdict(vectors)
     out = {}
     for order in ("cosine order", "qsearch's ranking"):
         counts = {"marked, right": 0, "marked, wrong": 0, "not marked, right": 0, "not marked, wrong": 0}
-        for q, rel, row, cols in zip(queries, relevant, scores, near):
+        for q, rel, row, cols, a in zip(queries, relevant, scores, near, asked):
             rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in cols]
-            first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, lexicon)[0]
-            marked = "marked" if first[1] > threshold else "not marked"
+            first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, encoder.lexicon)[0]
+            marked = "marked" if float(a @ known[first[0]]) > encoder.threshold else "not marked"
             counts[f"{marked}, {'right' if first[0] in rel else 'wrong'}"] += 1
         out[order] = counts
     return out
@@ -121,7 +123,7 @@ def main() -> None:
     for name in ("validation", "test"):
         queries, relevant, scores = searches(encoder, parts[name], corpus, vectors)
         results[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon)
-        first[name] = first_results(queries, corpus, relevant, scores, hub, encoder.lexicon, encoder.threshold)
+        first[name] = first_results(queries, corpus, relevant, scores, hub, encoder, vectors)
         for row, m in results[name].items():
             print(f"{name:<11}{row:>19}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
     print(f"\nfirst result of each search (threshold {encoder.threshold:.4f}; search's own reordering of the nearest {candidates(5)})")

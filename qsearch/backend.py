@@ -45,6 +45,9 @@ class QuestionIndex(Protocol):
         Durable when it returns: an acknowledged question survives a killed process.
         """
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        """The stored unit vector of each id, in order (search's results, for their verdicts)."""
+
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""
 

@@ -313,7 +313,7 @@ def compare(
 
     threshold = check_threshold(threshold)
     encoder = Encoder.load(model)
-    v = encoder.encode(clean_questions([question1, question2]))
+    v = encoder.pair_vectors(clean_questions([question1, question2]))
     score = float(v[0] @ v[1])
     cut = encoder.threshold if threshold is None else threshold
     verdict = "duplicate" if score > cut else "not duplicate"

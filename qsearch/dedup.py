@@ -1,7 +1,7 @@
 """Group the duplicates inside a file of questions into clusters (connected components).
 
-Every question is encoded once; FAISS range searches find every pair whose cosine is above
-the threshold (no n^2 loop in Python, and each pair computed once), those pairs are the edges,
+Every question is encoded once; FAISS range searches find every pair whose verdict cosine
+(``Encoder.to_verdict``) is above the threshold (no n^2 loop in Python, and each pair computed once), those pairs are the edges,
 and the connected components of that graph are the clusters.
 """
 
@@ -94,7 +94,7 @@ def dedup(
     texts = rows[column].fillna("").astype(str).str.strip().tolist()
     filled = [i for i, t in enumerate(texts) if t]
     vectors = encoder.encode([texts[i] for i in filled])
-    a, b = pairs_above(vectors, threshold)
+    a, b = pairs_above(encoder.to_verdict(vectors), threshold)
     component = duplicate_components(a.tolist(), b.tolist())
     row_of = {i: n for n, i in enumerate(filled)}
     keys = [("c", component[row_of[i]]) if row_of.get(i) in component else ("r", i) for i in range(len(texts))]

@@ -6,7 +6,10 @@ float16),
 ``vocab.txt`` and, for search's ranking, how many training texts hold each word
 (``qsearch.lexical``; models trained before it have none and rank without it). A model
 trained with a teacher also has a square map applied after pooling (``qsearch.alignment``;
-older models have none). The LSTM
+older models have none), and from format 4 a second one, the pair map (``qsearch.pair_map``),
+kept apart: ``encode`` gives the vectors search ranks by, ``to_verdict`` carries them into the
+space whose cosines decide "duplicate" (format 3 folded it into the first, one space for both).
+The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
 mean of its pieces' projections) and each step gathers its rows, then does one small matmul.
@@ -24,11 +27,12 @@ from qsearch.config import ModelConfig
 from qsearch.errors import QsearchError
 from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
+from qsearch.pair_map import PAIR_WEIGHT
 from qsearch.paths import DEFAULT_MODEL
 from qsearch.text import Vocabulary
 
-MODEL_FORMAT_VERSION = 3  # 3: int8 embedding rows; 2 (float16 throughout) still loads
-READABLE_VERSIONS = (2, 3)
+MODEL_FORMAT_VERSION = 4  # 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
+READABLE_VERSIONS = (2, 3, 4)
 EMBEDDING = "embedding.weight"
 EMBEDDING_SCALE = "embedding.scale"
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
@@ -87,6 +91,9 @@ class Encoder:
         self._output = weights[OUTPUT_WEIGHT].astype(np.float32) if OUTPUT_WEIGHT in weights else None
         if self._output is not None and self._output.shape != (cfg.dim, cfg.dim):
             raise QsearchError(f"model's output map is {self._output.shape}, not ({cfg.dim}, {cfg.dim}); retrain the model")
+        self._pair = weights[PAIR_WEIGHT].astype(np.float32) if PAIR_WEIGHT in weights else None
+        if self._pair is not None and self._pair.shape != (cfg.dim, cfg.dim):
+            raise QsearchError(f"model's pair map is {self._pair.shape}, not ({cfg.dim}, {cfg.dim}); retrain the model")
 
     def _fused_layer(self, weights: dict[str, np.ndarray], n: int, directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Layer ``n``'s weights with the directions stacked, so one step runs them all.
@@ -161,12 +168,33 @@ class Encoder:
             self.manifest["lexicon"] = self.lexicon.save(path)
         write_json(path / "model.json", self.manifest)
 
+    @property
+    def has_pair_map(self) -> bool:
+        """Whether verdicts are cosines in a space of their own (``to_verdict``), not search's."""
+        return self._pair is not None
+
+    def to_verdict(self, vectors: np.ndarray) -> np.ndarray:
+        """The unit vectors, given ``encode``'s, whose cosines are the model's verdicts: the ones
+        the threshold applies to. Search ranks by ``encode``'s cosines, which keep the topic
+        directions that the pair map weights down; a model without a pair map uses one space."""
+        if self._pair is None:
+            return vectors
+        out = np.asarray(vectors, dtype=np.float32) @ self._pair
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def pair_vectors(self, texts: list[str]) -> np.ndarray:
+        """``to_verdict(encode(texts))``: what two questions' verdict cosine is taken from."""
+        return self.to_verdict(self.encode(texts))
+
     def token_ids(self, texts: list[str]) -> list[list[tuple[int, ...]]]:
         """Piece ids per token of each text, as the model reads them."""
         return [self.vocab.ids(t, self.max_len) for t in texts]
 
     def encode(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
-        """Encode questions into an (n, dim) float32 array of unit rows.
+        """Encode questions into an (n, dim) float32 array of unit rows: the vectors an index
+        holds and search ranks by (``pair_vectors`` gives the ones verdicts are taken from).
 
         Questions longer than the model's maximum length are truncated; a question with no
         tokens at all (empty or only whitespace) gives a zero row, which matches nothing.

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 
 def pair_scores(encoder: Encoder, q1: list[str], q2: list[str]) -> np.ndarray:
-    """Cosine similarity of each pair (rows are unit vectors, so a dot product)."""
-    v1, v2 = encoder.encode(q1), encoder.encode(q2)
+    """The verdict cosine of each pair (``Encoder.pair_vectors``: unit rows, so a dot product)."""
+    v1, v2 = encoder.pair_vectors(q1), encoder.pair_vectors(q2)
     return np.einsum("ij,ij->i", v1, v2)
 
 

@@ -185,6 +185,12 @@ class FaissIndex:
             self.flush()
         return ids, first_seen(ids, fresh)
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.index.d), dtype=np.float32)
+        with self._lock.reading():  # every type keeps the full vectors (Flat, RFlat, HNSW's Flat storage)
+            return np.vstack([self.index.reconstruct(int(i)) for i in ids])
+
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         return self.store.ids_of(texts)
 

@@ -39,6 +39,12 @@ def read_manifest(path: Path, kind: str, version: int | tuple[int, ...], hint: s
         raise QsearchError(f"{path} is not a qsearch {kind} manifest; {hint}")
     if data.get("format_version") not in versions:
         raise QsearchError(
-            f"{path} has format version {data.get('format_version')}, this qsearch reads {' or '.join(map(str, versions))}; {hint}"
+            f"{path} has format version {data.get('format_version')}, this qsearch reads {_listed(versions)}; {hint}"
         )
     return data
+
+
+def _listed(versions: tuple) -> str:
+    """Versions as a sentence says them: 2; 2 or 3; 2, 3 or 4."""
+    names = [str(v) for v in versions]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -247,6 +247,12 @@ class MilvusIndex:
         )
         return [[(int(h["id"]), float(h["distance"]), h["entity"]["text"], float(h["entity"]["hub"])) for h in row] for row in hits]
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        unique = [int(i) for i in dict.fromkeys(ids)]
+        rows = self._call("get", self.client.get, self.collection, ids=unique, output_fields=["vector"]) if unique else []
+        found = {int(r["id"]): r["vector"] for r in rows}
+        return np.array([found[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), -1)
+
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         return self._locate(texts)[0]
 

@@ -10,9 +10,14 @@ the spirit of KISSME (Koestinger et al., 2012). ``S`` is shrunk halfway toward a
 the identity: the model was trained on these duplicates, so their differences are smaller
 than a new question's, and the shrinkage keeps the map from trusting them too far.
 
-The map is square, as wide as the model, and is folded into the output map's weights: no
-extra work at query time. Measured on the development set and validation, and the reason it
-is on by default, in ``benchmarks/training_history.md`` ("A map from the labelled pairs").
+The map is square, as wide as the model, and kept beside the output map (``PAIR_WEIGHT``):
+verdicts (pair cosines, the threshold, dedup's links) are taken after it, while search ranks
+by the cosines before it (``Encoder.to_verdict``). Weighting down the directions that tell
+topics apart is what sharpens a verdict between two questions of one topic, and what costs a
+search among all topics its recall: split, each space does the job it is better at. Measured
+on the development set and validation, and the reasons it is on by default and kept apart, in
+``benchmarks/training_history.md`` ("A map from the labelled pairs", "Search before the pair
+map"). It costs a query one (d, d) product for its few results.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+PAIR_WEIGHT = "pair.weight"  # the map's name among a model's weights
 SHRINK = 0.5  # S is (1 - SHRINK) S + SHRINK mean(diag S) I
 MIN_PAIRS = 2  # per dimension, of each label: fewer leave D too poorly known to weight by
 

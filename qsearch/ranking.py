@@ -9,8 +9,9 @@ close to very many others is not every query's best match (CSLS, Conneau et al.,
 own weight 0.5 was also the best on validation). ``overlap(q, d)`` (``qsearch.lexical``) is the
 idf-weighted cosine of their word sets: duplicates tend to share their rarest words. Both
 weights were chosen on validation searches against the bundled corpus (benchmarks/ranking.py).
-Only the order changes: the scores reported, and the duplicate verdict (cosine above the
-threshold), stay the plain cosines. A question identical to the query always comes first.
+The cosine here is the search space's (``Encoder.encode``); the scores reported, and the
+duplicate verdict (cosine above the threshold), are the verdict space's (``Encoder.to_verdict``),
+the same for a model without a pair map. A question identical to the query always comes first.
 """
 
 from __future__ import annotations

@@ -430,8 +430,8 @@ class SearchEngine:
         (already encoded by this model).
 
         Ranked by cosine less half the neighbour's hubness plus a little of the rare words they
-        share (``qsearch.ranking``); the scores reported and the verdicts are the plain
-        cosines. ``encoded_by``: the encoder that made ``vectors``,
+        share (``qsearch.ranking``); the scores reported, and the verdicts, are the plain
+        verdict cosines (``Encoder.to_verdict``). ``encoded_by``: the encoder that made ``vectors``,
         when it was taken from ``self.encoder`` earlier; if the engine has since followed a
         rebuild to another model, the vectors would be searched in the wrong space, so that is
         an error (even at the same width).
@@ -443,16 +443,20 @@ class SearchEngine:
         with self._parts.reading():
             if vectors.shape[1] != self.encoder.dim or (encoded_by is not None and encoded_by is not self.encoder):
                 raise QsearchError(f"the index at {self.root} was rebuilt with another model meanwhile; try again")
-            return self._matches(questions, self.backend.search(vectors, ranking.candidates(k)), k, threshold)
+            return self._matches(questions, vectors, self.backend.search(vectors, ranking.candidates(k)), k, threshold)
 
-    def _matches(self, questions: list[str], rows: list[list[tuple]], k: int, threshold: float | None) -> list[list[Match]]:
-        """Each query's best ``k`` rows as matches (see ``search_vectors``)."""
+    def _matches(self, questions: list[str], vectors: np.ndarray, rows: list[list[tuple]], k: int, threshold: float | None) -> list[list[Match]]:
+        """Each query's best ``k`` rows as matches, scored by their verdict cosines (see ``search_vectors``)."""
         threshold = self.threshold if threshold is None else threshold
         lexicon = self.encoder.lexicon
-        return [
-            [Match(i, text, s, s > threshold) for i, s, text, _ in ranking.rank_for(q, row, k, lexicon)]
-            for q, row in zip(questions, rows)
-        ]
+        best = [ranking.rank_for(q, row, k, lexicon) for q, row in zip(questions, rows)]
+        scores = [[r[1] for r in rs] for rs in best]
+        if self.encoder.has_pair_map:
+            found = [r[0] for rs in best for r in rs]
+            stored = dict(zip(found, self.encoder.to_verdict(self.backend.vectors(found))))
+            asked = self.encoder.to_verdict(vectors)
+            scores = [[float(stored[r[0]] @ q) for r in rs] for q, rs in zip(asked, best)]
+        return [[Match(r[0], r[2], s, s > threshold) for r, s in zip(rs, ss)] for rs, ss in zip(best, scores)]
 
     def add(self, questions: list[str]) -> list[int]:
         """Add questions (exact repeats of stored ones are not added again); return their ids."""
@@ -481,7 +485,7 @@ class SearchEngine:
                 if self._current() != encoded_for or self.generation.name != encoded_for:
                     raise QsearchError(f"the index at {self.root} was rebuilt while adding; add again")
                 rows = self.backend.search(vectors, ranking.candidates(k))
-                matches = self._matches(questions, rows, k, threshold) if k else []
+                matches = self._matches(questions, vectors, rows, k, threshold) if k else []
                 hubs = [hubness.hub_of([r[1] for r in row]) for row in rows]
                 ids, added = self.backend.add(questions, vectors, hubs)
         return ids, matches, added

@@ -38,7 +38,7 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
-from qsearch.pair_map import MIN_PAIRS, SHRINK, difference_covariances, enough_pairs, fit_pair_map
+from qsearch.pair_map import MIN_PAIRS, PAIR_WEIGHT, SHRINK, difference_covariances, enough_pairs, fit_pair_map
 from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
@@ -524,9 +524,9 @@ def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors
 
 
 def _with_pair_map(manifest: dict, data: _Data, weights: dict, power: float, log: Callable[[str], None]) -> dict:
-    """The weights with the map of the train part's labelled pairs (``qsearch.pair_map``) folded
-    into the output map, recorded in ``manifest``; fitted, like the output map, on the vectors
-    the saved weights give. Without enough pairs of each label the weights stay as they are."""
+    """The weights with the map of the train part's labelled pairs (``qsearch.pair_map``) beside
+    the output map, recorded in ``manifest``; fitted, like the output map, on the vectors the
+    saved weights give. Without enough pairs of each label the weights stay as they are."""
     part = data.parts["train"]
     duplicate = part["is_duplicate"].to_numpy() == 1
     counts = {"duplicates": int(duplicate.sum()), "non_duplicates": int((~duplicate).sum())}
@@ -536,10 +536,9 @@ def _with_pair_map(manifest: dict, data: _Data, weights: dict, power: float, log
         return weights
     encoder = Encoder(manifest, data.vocab, from_stored(stored(weights)))
     same, other = difference_covariances(encoder.encode, part["question1"].tolist(), part["question2"].tolist(), duplicate)
-    before = weights.get(OUTPUT_WEIGHT, np.eye(dim, dtype=np.float32))
     manifest["pair_map"] = {"power": power, "shrink": SHRINK, **counts}
     log(f"pair map fitted on {counts['duplicates']} labelled duplicates and {counts['non_duplicates']} non-duplicates (power {power:g})")
-    return {**weights, OUTPUT_WEIGHT: (before @ fit_pair_map(same, other, power)).astype(np.float32)}
+    return {**weights, PAIR_WEIGHT: fit_pair_map(same, other, power)}
 
 
 def refit_output_map(
@@ -569,7 +568,7 @@ def refit_output_map(
         raise QsearchError(f"the model's vocabulary is not the one {Path(config.data).name} gives with these settings: pass the data it was trained on")
     training = {**encoder.manifest.get("training", {}), "map_power": power, "map_neighbours": neighbours, "pair_map_power": pair_power}
     manifest = {**encoder.manifest, "training": training}
-    weights = {k: v for k, v in encoder.weights.items() if k != OUTPUT_WEIGHT}
+    weights = {k: v for k, v in encoder.weights.items() if k not in (OUTPUT_WEIGHT, PAIR_WEIGHT)}
     manifest.pop("output_map", None)
     manifest.pop("pair_map", None)
     if power:

@@ -9,7 +9,7 @@ from qsearch.alignment import OUTPUT_WEIGHT
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.evaluate import roc_auc
-from qsearch.pair_map import SHRINK, difference_covariances, enough_pairs, fit_pair_map
+from qsearch.pair_map import PAIR_WEIGHT, SHRINK, difference_covariances, enough_pairs, fit_pair_map
 from qsearch.train import refit_output_map, train
 
 
@@ -79,18 +79,21 @@ def paired(pairs_slice, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_model_trained_with_a_teacher_carries_the_pair_map_in_its_output_map(paired):
+def test_a_model_trained_with_a_teacher_keeps_the_pair_map_beside_its_output_map(paired):
     model, config, lines, cache = paired
     record = model.manifest["pair_map"]
     assert record["power"] == 1.0 and record["duplicates"] > 0 and record["non_duplicates"] > 0
     assert any(line.startswith("pair map fitted on") for line in lines)
+    assert model.has_pair_map and model.weights[PAIR_WEIGHT].shape == (16, 16)
     without = refit_output_map(model, config, HashTeacher(), 0.5, cache_dir=cache, log=lambda m: None, pair_power=0.0)
     assert "pair_map" not in without.manifest and without.manifest["training"]["pair_map_power"] == 0.0
-    assert without.weights[OUTPUT_WEIGHT].shape == model.weights[OUTPUT_WEIGHT].shape
+    assert not without.has_pair_map and without.weights[OUTPUT_WEIGHT].shape == model.weights[OUTPUT_WEIGHT].shape
     texts = ["How old are you?", "What is your age?", "How do I learn Python?"]
-    assert not np.allclose(without.encode(texts), model.encode(texts), atol=1e-3), "the pair map changes the vectors"
+    assert np.allclose(without.encode(texts), model.encode(texts), atol=1e-4), "search's vectors come before the pair map"
+    assert np.allclose(without.pair_vectors(texts), without.encode(texts)), "without it, verdicts share search's space"
+    assert not np.allclose(without.pair_vectors(texts), model.pair_vectors(texts), atol=1e-3), "the pair map changes the verdicts"
     again = refit_output_map(without, config, HashTeacher(), 0.5, cache_dir=cache, log=lambda m: None, pair_power=1.0)
-    assert np.allclose(again.encode(texts), model.encode(texts), atol=1e-4), "fitted again, the same map"
+    assert np.allclose(again.pair_vectors(texts), model.pair_vectors(texts), atol=1e-4), "fitted again, the same map"
 
 
 @pytest.mark.slow
@@ -98,7 +101,7 @@ def test_without_an_output_map_the_pair_map_alone_follows_the_pooling(paired):
     model, config, _, cache = paired
     alone = refit_output_map(model, config, HashTeacher(), 0.0, cache_dir=cache, log=lambda m: None)
     assert "output_map" not in alone.manifest and alone.manifest["pair_map"]["power"] == 1.0
-    assert alone.weights[OUTPUT_WEIGHT].shape == (16, 16)
+    assert OUTPUT_WEIGHT not in alone.weights and alone.weights[PAIR_WEIGHT].shape == (16, 16)
 
 
 def test_a_negative_pair_map_power_is_refused(pairs_slice):

@@ -1,5 +1,5 @@
 """Search ranks by cosine, less half the neighbour's hubness (CSLS), plus a little of the rare
-words they share; the scores and verdicts stay cosines."""
+words they share; the scores and verdicts are the verdict space's cosines."""
 
 import json
 import sqlite3
@@ -23,6 +23,12 @@ def exact_hubs(vectors: np.ndarray) -> np.ndarray:
     scores = vectors @ vectors.T
     np.fill_diagonal(scores, -np.inf)
     return np.sort(scores, axis=1)[:, ::-1][:, :HUB_NEIGHBOURS].mean(axis=1)
+
+
+def search_cosines(encoder: Encoder, question: str, texts: list[str]) -> np.ndarray:
+    """The cosines search ranks by (``encode``'s space, before the pair map)."""
+    vectors = encoder.encode([question] + texts)
+    return vectors[1:] @ vectors[0]
 
 
 def stored_hubs(engine: SearchEngine) -> dict[str, float]:
@@ -50,10 +56,11 @@ def test_results_are_ordered_by_cosine_less_half_the_hubness_plus_shared_rare_wo
     for question in corpus_questions[200:260]:
         [matches] = engine.search([question], k=10)
         words = lexicon.overlaps(question, [m.text for m in matches])
-        hub_only = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
+        cosines = search_cosines(engine.encoder, question, [m.text for m in matches]).tolist()
+        hub_only = [c - HUB_WEIGHT * hubs[m.text] for c, m in zip(cosines, matches)]
         ranking = [h + LEXICAL_WEIGHT * w for h, w in zip(hub_only, words)]
-        assert np.all(np.diff(ranking) <= 1e-6)
-        by_hub += [m.score for m in matches] != sorted((m.score for m in matches), reverse=True)
+        assert np.all(np.diff(ranking) <= 1e-5)
+        by_hub += cosines != sorted(cosines, reverse=True)
         by_words += hub_only != sorted(hub_only, reverse=True)
     assert by_hub and by_words, "on 60 real questions both terms should change some order"
 
@@ -89,8 +96,9 @@ def test_a_model_without_word_counts_ranks_by_hubness_alone(tmp_path, corpus_que
     engine = SearchEngine.build(corpus_questions[:200], Encoder.load(tmp_path / "old-model"), tmp_path / "idx")
     hubs = stored_hubs(engine)
     [matches] = engine.search([corpus_questions[250]], k=10)
-    ranking = [m.score - HUB_WEIGHT * hubs[m.text] for m in matches]
-    assert np.all(np.diff(ranking) <= 1e-6)
+    cosines = search_cosines(engine.encoder, corpus_questions[250], [m.text for m in matches])
+    ranking = [c - HUB_WEIGHT * hubs[m.text] for c, m in zip(cosines, matches)]
+    assert np.all(np.diff(ranking) <= 1e-5)
     engine.close()
 
 
@@ -101,13 +109,29 @@ def test_unreadable_word_counts_are_one_clear_error(tmp_path):
         Encoder.load(tmp_path / "model")
 
 
-def test_the_reported_scores_and_verdicts_stay_plain_cosines(engine, corpus_questions):
+def test_the_reported_scores_and_verdicts_are_the_verdict_spaces_cosines(engine, corpus_questions):
     question = corpus_questions[300]
     [matches] = engine.search([question], k=5)
-    vectors = engine.encoder.encode([question] + [m.text for m in matches])
+    vectors = engine.encoder.pair_vectors([question] + [m.text for m in matches])
     cosines = vectors[1:] @ vectors[0]
     assert np.allclose([m.score for m in matches], cosines, atol=1e-5)
     assert [m.duplicate for m in matches] == [c > engine.threshold for c in cosines]
+    assert engine.encoder.has_pair_map, "the bundled model ranks in one space and judges in another"
+    assert not np.allclose(cosines, search_cosines(engine.encoder, question, [m.text for m in matches]), atol=1e-3)
+
+
+def test_without_a_pair_map_search_and_verdicts_share_one_space(tmp_path, corpus_questions):
+    single = Encoder.load()
+    single.weights.pop("pair.weight")
+    single.manifest.pop("pair_map")
+    single.save(tmp_path / "single")
+    single = Encoder.load(tmp_path / "single")
+    assert not single.has_pair_map
+    engine = SearchEngine.build(corpus_questions[:200], single, tmp_path / "idx")
+    [matches] = engine.search([corpus_questions[300]], k=5)
+    cosines = search_cosines(single, corpus_questions[300], [m.text for m in matches])
+    assert np.allclose([m.score for m in matches], cosines, atol=1e-5)
+    engine.close()
 
 
 def test_a_stored_question_asked_again_comes_first_whatever_its_hubness():

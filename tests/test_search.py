@@ -297,6 +297,16 @@ def test_pq_refine_is_tuned_to_the_recall_target_and_keeps_it_after_reopening(tm
     again.close()
 
 
+@pytest.mark.parametrize("index_type", ["flat", "pq-refine", "hnsw"])
+def test_every_index_type_gives_back_the_exact_vectors_that_verdicts_are_taken_from(tmp_path, corpus_questions, index_type):
+    questions = corpus_questions[:300]
+    engine = SearchEngine.build(questions, path=tmp_path / index_type, index_type=index_type)
+    ids = engine.ids_of(questions[:5])
+    stored = engine.backend.vectors([ids[q] for q in questions[:5]])
+    assert np.allclose(stored, engine.encoder.encode(questions[:5]), atol=1e-6)
+    engine.close()
+
+
 def test_pq_refine_quantises_every_dimension_so_an_odd_width_works():
     from qsearch import index as vindex
 
