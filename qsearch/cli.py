@@ -157,7 +157,8 @@ def train(
     pair_map_power: float = typer.Option(
         _T.pair_map_power, min=0.0, help="With a teacher: after the output map, a square map fitted on the train part's labelled "
         "pairs weights each direction by how much more non-duplicates than duplicates differ along it, raised to this power "
-        "(0: no such map). Quora's non-duplicates are near-misses, so it sets apart questions that share most of their words."
+        "(0: no such map). Quora's non-duplicates are near-misses, so it sets apart questions that share most of their words. "
+        "Verdicts are taken after it; search ranks before it."
     ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),
@@ -412,11 +413,11 @@ def query(
 ) -> None:
     """The nearest known questions, those above the threshold marked as duplicates.
 
-    Each line shows the cosine. The order is cosine, less half the
-    neighbour's hubness (its mean cosine to its 10 nearest questions), plus
-    0.15 times the rare words the two share (idf-weighted overlap). That puts
-    the right duplicate first more often, so a lower cosine can stand above a
-    higher one.
+    Each line shows the verdict cosine (after the model's pair map). The order
+    is the search space's cosine (before it), less half the neighbour's
+    hubness (its mean cosine to its 10 nearest questions), plus 0.15 times the
+    rare words the two share (idf-weighted overlap). That puts the right
+    duplicate first more often, so a lower score can stand above a higher one.
 
     Example: qsearch query "How old are you?" "How do I learn Python?" -k 3 --json
     """

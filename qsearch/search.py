@@ -56,7 +56,7 @@ _BUILD_HINT = "run `qsearch build-index` (add --index DIR for another folder)"
 
 @dataclass
 class Match:
-    """One neighbour of a query: its store id, text, cosine score, and the verdict."""
+    """One neighbour of a query: its store id, text, verdict cosine (``Encoder.to_verdict``) and the verdict."""
 
     id: int
     text: str
