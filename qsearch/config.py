@@ -76,7 +76,7 @@ class TrainConfig:
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     map_power: float = 0.5  # with a teacher: strength of the fitted map onto the teacher's space after pooling (0: none)
     map_neighbours: int = 0  # the map is fitted on each question's differences to its nearest by the teacher (0: on the questions)
-    pair_map_power: float = 1.0  # with a teacher: strength of the map fitted on the labelled pairs after the output map (0: none)
+    pair_map_power: float = 1.5  # with a teacher: strength of the map fitted on the labelled pairs after the output map (0: none)
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     freeze_embeddings: bool = False
     patience: int = 3

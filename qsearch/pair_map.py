@@ -6,9 +6,9 @@ are gathered over the labelled duplicates (covariance ``S``) and over the labell
 non-duplicates (``D``). The map weights each direction by how much more non-duplicates than
 duplicates differ along it: with the generalized eigenvectors ``V`` of ``(D, S)``
 (``V' S V = I``, ``V' D V = diag(lam)``), it is ``V diag(lam ** (power / 2))``, a metric in
-the spirit of KISSME (Koestinger et al., 2012). ``S`` is shrunk halfway toward a multiple of
-the identity: the model was trained on these duplicates, so their differences are smaller
-than a new question's, and the shrinkage keeps the map from trusting them too far.
+the spirit of KISSME (Koestinger et al., 2012). ``S`` is shrunk a quarter of the way toward
+a multiple of the identity: the model was trained on these duplicates, so their differences
+are smaller than a new question's, and the shrinkage keeps the map from trusting them too far.
 
 The map is square, as wide as the model, and kept beside the output map (``PAIR_WEIGHT``):
 verdicts (pair cosines, the threshold, dedup's links) are taken after it, while search ranks
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 PAIR_WEIGHT = "pair.weight"  # the map's name among a model's weights
-SHRINK = 0.5  # S is (1 - SHRINK) S + SHRINK mean(diag S) I
+SHRINK = 0.25  # S is (1 - SHRINK) S + SHRINK mean(diag S) I
 MIN_PAIRS = 2  # per dimension, of each label: fewer leave D too poorly known to weight by
 
 

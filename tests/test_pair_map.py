@@ -82,7 +82,7 @@ def paired(pairs_slice, tmp_path_factory):
 def test_a_model_trained_with_a_teacher_keeps_the_pair_map_beside_its_output_map(paired):
     model, config, lines, cache = paired
     record = model.manifest["pair_map"]
-    assert record["power"] == 1.0 and record["duplicates"] > 0 and record["non_duplicates"] > 0
+    assert record["power"] == 1.5 and record["duplicates"] > 0 and record["non_duplicates"] > 0
     assert any(line.startswith("pair map fitted on") for line in lines)
     assert model.has_pair_map and model.weights[PAIR_WEIGHT].shape == (16, 16)
     without = refit_output_map(model, config, HashTeacher(), 0.5, cache_dir=cache, log=lambda m: None, pair_power=0.0)
@@ -92,7 +92,7 @@ def test_a_model_trained_with_a_teacher_keeps_the_pair_map_beside_its_output_map
     assert np.allclose(without.encode(texts), model.encode(texts), atol=1e-4), "search's vectors come before the pair map"
     assert np.allclose(without.pair_vectors(texts), without.encode(texts)), "without it, verdicts share search's space"
     assert not np.allclose(without.pair_vectors(texts), model.pair_vectors(texts), atol=1e-3), "the pair map changes the verdicts"
-    again = refit_output_map(without, config, HashTeacher(), 0.5, cache_dir=cache, log=lambda m: None, pair_power=1.0)
+    again = refit_output_map(without, config, HashTeacher(), 0.5, cache_dir=cache, log=lambda m: None, pair_power=1.5)
     assert np.allclose(again.pair_vectors(texts), model.pair_vectors(texts), atol=1e-4), "fitted again, the same map"
 
 
@@ -100,7 +100,7 @@ def test_a_model_trained_with_a_teacher_keeps_the_pair_map_beside_its_output_map
 def test_without_an_output_map_the_pair_map_alone_follows_the_pooling(paired):
     model, config, _, cache = paired
     alone = refit_output_map(model, config, HashTeacher(), 0.0, cache_dir=cache, log=lambda m: None)
-    assert "output_map" not in alone.manifest and alone.manifest["pair_map"]["power"] == 1.0
+    assert "output_map" not in alone.manifest and alone.manifest["pair_map"]["power"] == 1.5
     assert OUTPUT_WEIGHT not in alone.weights and alone.weights[PAIR_WEIGHT].shape == (16, 16)
 
 
