@@ -72,6 +72,13 @@ def from_stored(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _unit_rows(rows: np.ndarray) -> np.ndarray:
+    """``rows`` scaled in place to unit length; a zero row (a text without tokens) stays zero."""
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return rows
+
+
 class Encoder:
     """A trained Siamese LSTM encoder: ``encode(texts)`` gives L2-normalised float32 rows."""
 
@@ -179,10 +186,7 @@ class Encoder:
         directions that the pair map weights down; a model without a pair map uses one space."""
         if self._pair is None:
             return vectors
-        out = np.asarray(vectors, dtype=np.float32) @ self._pair
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        return _unit_rows(np.asarray(vectors, dtype=np.float32) @ self._pair)
 
     def pair_vectors(self, texts: list[str]) -> np.ndarray:
         """``to_verdict(encode(texts))``: what two questions' verdict cosine is taken from."""
@@ -221,11 +225,7 @@ class Encoder:
         else:
             for batch in batches:
                 run(batch)
-        if self._output is not None:
-            out = out @ self._output
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        return _unit_rows(out @ self._output if self._output is not None else out)
 
     def _token_tables(self, ids: list[list[tuple[int, ...]]]) -> tuple[list[list[int]], np.ndarray]:
         """Each distinct token of the call gets a row (row 0 is padding, all zeros); returns each

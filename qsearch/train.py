@@ -513,12 +513,17 @@ def train(
     return Encoder(manifest, data.vocab, weights, lexicon)
 
 
+def _as_saved(manifest: dict, data: _Data, weights: dict) -> Encoder:
+    """The encoder that a folder saved with ``weights`` will load (float16, int8 rows): the maps
+    are fitted on its vectors, so a map fitted again from a saved folder is the same."""
+    return Encoder(manifest, data.vocab, from_stored(stored(weights)))
+
+
 def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float, neighbours: int) -> dict:
     """The kept weights plus the map fitted on the training questions (recorded in
     ``manifest``); fitted on the vectors the saved weights give, so a map fitted again from a
     saved folder is the same."""
-    saved = from_stored(stored(weights))
-    student = Encoder(manifest, data.vocab, saved).encode(data.questions)
+    student = _as_saved(manifest, data, weights).encode(data.questions)
     manifest["output_map"] = {"power": power, "neighbours": neighbours, "texts": len(data.questions)}
     return {**weights, OUTPUT_WEIGHT: fit_output_map(student, teacher_vectors, power, neighbours)}
 
@@ -534,8 +539,7 @@ def _with_pair_map(manifest: dict, data: _Data, weights: dict, power: float, log
     if not enough_pairs(counts["duplicates"], counts["non_duplicates"], dim):
         log(f"no pair map: it needs {MIN_PAIRS * dim} labelled duplicates and as many non-duplicates in the train part")
         return weights
-    encoder = Encoder(manifest, data.vocab, from_stored(stored(weights)))
-    same, other = difference_covariances(encoder.encode, part["question1"].tolist(), part["question2"].tolist(), duplicate)
+    same, other = difference_covariances(_as_saved(manifest, data, weights).encode, part["question1"].tolist(), part["question2"].tolist(), duplicate)
     manifest["pair_map"] = {"power": power, "shrink": SHRINK, **counts}
     log(f"pair map fitted on {counts['duplicates']} labelled duplicates and {counts['non_duplicates']} non-duplicates (power {power:g})")
     return {**weights, PAIR_WEIGHT: fit_pair_map(same, other, power)}
