@@ -122,6 +122,11 @@ def train(
         "student's own nearest questions (outside the duplicate cluster and, with a teacher, further than the duplicate "
         "to it too): the near misses that cost Recall@1."
     ),
+    memory_weight: float = typer.Option(
+        _T.memory_weight, min=0.0, help="In the triplet stage, weight of negatives from a memory of the last 2,048 pairs' "
+        "questions (cross-batch memory): each duplicate should beat the closest one outside its cluster that scores below "
+        "it and, with a teacher, that the teacher puts further than the duplicate. Costs no extra encoding."
+    ),
     silver_cosine: float = typer.Option(
         _T.silver_cosine, min=0.0, max=1.0, help="With a teacher: each training question's nearest questions by the teacher "
         "at or above this cosine that share few rare words with it join the duplicates of the triplet stage "
@@ -220,7 +225,7 @@ def train(
         raise QsearchError(str(e)) from None
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, pair_map_power=pair_map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, memory_weight=memory_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, pair_map_power=pair_map_power, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -251,7 +256,7 @@ def train(
 _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
-    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight", "detail_pairs": "detail_pairs",
+    "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "memory_weight": "memory_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight", "detail_pairs": "detail_pairs",
     "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "pair_map_power": "pair_map_power", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",

@@ -2,8 +2,8 @@
 
 An objective turns a ``Batch`` (the student's vectors for the batch, and where each question
 sits in the teacher's table) into a loss tensor. The triplet stage sums triplet, ranking, (with
-a teacher) distillation and, when asked for, mined negatives; the distillation stage uses
-distillation alone.
+a teacher) distillation and, when asked for, mined and memory negatives; the distillation stage
+uses distillation alone.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from qsearch.model import batch_tensors
 class Batch:
     """One step's student vectors: ``vectors[0]`` (and ``vectors[1]``, the duplicates of its
     rows, in a pair batch), with each question's row in the teacher's table (``rows``) and, in
-    a pair batch, each pair's weight in the triplet loss (``weights``)."""
+    a pair batch, each pair's weight in the triplet loss (``weights``) and duplicate cluster
+    (``clusters``)."""
 
     vectors: list[torch.Tensor]
     rows: list[np.ndarray]
     weights: torch.Tensor | None = None
+    clusters: np.ndarray | None = None
 
 
 class Triplet:
@@ -135,3 +137,44 @@ class MinedNegatives:
         negative = self.model(*batch_tensors([self.ids[cand[i, j]] for i, j in zip(keep, picked)], self.device))
         a, p = batch.vectors[0][keep], batch.vectors[1][keep]
         return torch.relu(self.margin - (a * p).sum(dim=1) + (a * negative).sum(dim=1)).sum()
+
+
+class MemoryNegatives:
+    """Negatives from a memory of past batches (cross-batch memory, XBM; Wang et al., 2020).
+
+    A batch of 64 pairs offers each duplicate 63 negatives, few of them near; the memory keeps
+    the first side's vectors of the last ``size`` pairs (detached: they cost no backward pass)
+    with their duplicate cluster and teacher row. Each duplicate side ``vectors[1]`` should
+    outscore its pair ``vectors[0]`` by the margin over the closest entry that is outside its
+    cluster, scores below the positive (the core loss's hard-negative rule) and, with a
+    teacher, is further from it by the teacher than its duplicate (so unlabelled duplicates
+    are not pushed away). The memory starts empty in each training run, a resumed one too.
+    """
+
+    name = "memory"
+
+    def __init__(self, margin: float, teacher_vectors: torch.Tensor | None = None, size: int = 2048):
+        self.margin, self.teacher, self.size = margin, teacher_vectors, size
+        self.vectors: torch.Tensor | None = None
+        self.clusters = np.empty(0, dtype=np.int64)
+        self.rows = np.empty(0, dtype=np.int64)
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        first, second = batch.vectors
+        loss = self._term(second, (first * second).sum(dim=1), batch) if self.vectors is not None else second.sum() * 0.0
+        self.vectors = first.detach() if self.vectors is None else torch.cat([self.vectors, first.detach()])[-self.size :]
+        self.clusters = np.concatenate([self.clusters, batch.clusters])[-self.size :]
+        self.rows = np.concatenate([self.rows, batch.rows[0]])[-self.size :]
+        return loss
+
+    def _term(self, anchor: torch.Tensor, positive: torch.Tensor, batch: Batch) -> torch.Tensor:
+        scores = anchor @ self.vectors.T
+        usable = torch.from_numpy(batch.clusters[:, None] != self.clusters[None, :]).to(scores.device)
+        usable &= scores < positive.unsqueeze(1)
+        if self.teacher is not None:
+            rows = [torch.from_numpy(r).to(self.teacher.device) for r in (batch.rows[1], batch.rows[0], self.rows)]
+            t_anchor = self.teacher[rows[0]]
+            t_positive = (t_anchor * self.teacher[rows[1]]).sum(dim=1)
+            usable &= ((t_anchor @ self.teacher[rows[2]].T) < t_positive.unsqueeze(1)).to(scores.device)
+        closest = scores.masked_fill(~usable, -2.0).max(dim=1).values
+        return torch.relu(self.margin - positive + closest).sum()

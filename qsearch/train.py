@@ -37,7 +37,7 @@ from qsearch.evaluate import choose_threshold, classification_metrics, duplicate
 from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
 from qsearch.model import LSTMEncoder, batch_tensors
-from qsearch.objectives import Batch, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
+from qsearch.objectives import Batch, MemoryNegatives, MinedNegatives, ProjectionDistillation, Ranking, SimilarityDistillation, Triplet
 from qsearch.pair_map import MIN_PAIRS, PAIR_WEIGHT, SHRINK, difference_covariances, enough_pairs, fit_pair_map
 from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
@@ -254,7 +254,8 @@ def _student_batch(model: LSTMEncoder, stage: str, batch: list, device) -> Batch
     a = model(*batch_tensors([p[0] for p in batch], device))
     b = model(*batch_tensors([p[1] for p in batch], device))
     weights = torch.tensor([p[5] for p in batch], dtype=a.dtype, device=a.device)
-    return Batch([a, b], [np.array([p[3] for p in batch]), np.array([p[4] for p in batch])], weights)
+    clusters = np.array([p[2] for p in batch], dtype=np.int64)
+    return Batch([a, b], [np.array([p[3] for p in batch]), np.array([p[4] for p in batch])], weights, clusters)
 
 
 def _step(model, optimizer, schedule, objectives, stage: str, batch: list, device) -> float:
@@ -409,6 +410,8 @@ def train(
         teacher_rows = vectors if teacher is not None else None
         mined = MinedNegatives(model, [data.ids[q] for q in data.questions], data.pairs, config.margin, rng, teacher_rows, device=device)
         objectives.append((config.mined_weight, mined))
+    if config.memory_weight:
+        objectives.append((config.memory_weight, MemoryNegatives(config.margin, vectors if teacher is not None else None)))
     if config.freeze_embeddings:
         model.embedding.weight.requires_grad_(False)
     manifest = {

@@ -14,7 +14,7 @@ from qsearch.errors import QsearchError
 from qsearch.lexical import Lexicon
 from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
 from qsearch.model import LSTMEncoder, batch_tensors
-from qsearch.objectives import Batch, MinedNegatives
+from qsearch.objectives import Batch, MemoryNegatives, MinedNegatives
 from qsearch.teacher import cached_encode
 from qsearch.text import Vocabulary
 from qsearch.train import train
@@ -247,6 +247,43 @@ def test_mined_negatives_join_the_triplet_stage(pairs_slice, tmp_path):
     lines = []
     train(tiny_config(pairs_slice, mined_weight=0.5), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
     assert any(line.startswith("train:") and line.endswith("0.5 x mined") for line in lines), lines
+
+
+def _unit(*rows):
+    return torch.nn.functional.normalize(torch.tensor(np.array(rows, dtype=np.float32)), dim=1)
+
+
+def test_a_memory_negative_is_the_closest_past_question_outside_the_cluster_below_the_positive_that_the_teacher_puts_further():
+    # the teacher's table: row 1 is the anchor, row 0 its duplicate (cosine 0.9); row 11 is
+    # closer to the anchor than the duplicate by the teacher, rows 10, 12 and 13 further
+    teacher = torch.zeros(14, 3)
+    teacher[[0, 1, 10, 11, 12, 13]] = _unit([0.9, 0.436, 0], [1, 0, 0], [0, 0, 1], [0.95, 0, 0.312], [0, 1, 0], [0, 0, 1])
+    past = _unit([0.85, 0.527, 0, 0], [0.8, 0, 0.6, 0], [0.7, 0, 0, 0.714], [0.95, 0, 0.312, 0])  # cosines to the anchor
+    earlier = Batch([past, past], [np.array([10, 11, 12, 13]), np.array([10, 11, 12, 13])], clusters=np.array([5, 6, 7, 8]))
+    now = Batch([_unit([0.9, 0.436, 0, 0]), _unit([1, 0, 0, 0])], [np.array([0]), np.array([1])], clusters=np.array([5]))
+    memory = MemoryNegatives(0.25, teacher)
+    assert memory(earlier).item() == 0.0, "an empty memory gives no loss"
+    # 0.85 shares the cluster, 0.8 is closer by the teacher, 0.95 scores above the positive 0.9: 0.7 is the negative
+    assert memory(now).item() == pytest.approx(0.25 - 0.9 + 0.7, abs=1e-3)
+    without_teacher = MemoryNegatives(0.25)
+    without_teacher(earlier)
+    assert without_teacher(now).item() == pytest.approx(0.25 - 0.9 + 0.8, abs=1e-3), "without a teacher only the cluster and the positive rule"
+
+
+def test_the_memory_keeps_the_last_pairs_first_side_detached():
+    memory = MemoryNegatives(0.25, size=3)
+    for start in (0, 2, 4):
+        first = _unit(*np.eye(8)[start : start + 2]).requires_grad_()
+        memory(Batch([first, first], [np.array([start, start + 1])] * 2, clusters=np.array([start, start + 1])))
+    assert memory.rows.tolist() == [3, 4, 5] and memory.clusters.tolist() == [3, 4, 5]
+    assert memory.vectors.shape == (3, 8) and not memory.vectors.requires_grad
+
+
+@pytest.mark.slow
+def test_memory_negatives_join_the_triplet_stage(pairs_slice, tmp_path):
+    lines = []
+    train(tiny_config(pairs_slice, memory_weight=1.0), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert any(line.startswith("train:") and line.endswith("1 x memory") for line in lines), lines
 
 
 def test_a_distillation_epoch_visits_each_question_once_in_batches_of_similar_length(pairs_slice):
