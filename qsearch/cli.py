@@ -123,9 +123,9 @@ def train(
         "to it too): the near misses that cost Recall@1."
     ),
     memory_weight: float = typer.Option(
-        _T.memory_weight, min=0.0, help="In the triplet stage, weight of negatives from a memory of the last 2,048 pairs' "
-        "questions (cross-batch memory): each duplicate should beat the closest one outside its cluster that scores below "
-        "it and, with a teacher, that the teacher puts further than the duplicate. Costs no extra encoding."
+        _T.memory_weight, min=0.0, help="With a teacher, in the triplet stage: weight of negatives from a memory of the last 2,048 "
+        "pairs' questions (cross-batch memory): each duplicate should beat the closest one outside its cluster that scores "
+        "below it and that the teacher puts further than the duplicate. Costs no extra encoding."
     ),
     silver_cosine: float = typer.Option(
         _T.silver_cosine, min=0.0, max=1.0, help="With a teacher: each training question's nearest questions by the teacher "

@@ -410,8 +410,8 @@ def train(
         teacher_rows = vectors if teacher is not None else None
         mined = MinedNegatives(model, [data.ids[q] for q in data.questions], data.pairs, config.margin, rng, teacher_rows, device=device)
         objectives.append((config.mined_weight, mined))
-    if config.memory_weight:
-        objectives.append((config.memory_weight, MemoryNegatives(config.margin, vectors if teacher is not None else None)))
+    if config.memory_weight and teacher is not None:  # screened by the teacher, like the silver and detail pairs: the triplet-only recipe stays as it was
+        objectives.append((config.memory_weight, MemoryNegatives(config.margin, vectors)))
     if config.freeze_embeddings:
         model.embedding.weight.requires_grad_(False)
     manifest = {

@@ -280,10 +280,13 @@ def test_the_memory_keeps_the_last_pairs_first_side_detached():
 
 
 @pytest.mark.slow
-def test_memory_negatives_join_the_triplet_stage(pairs_slice, tmp_path):
+def test_memory_negatives_join_the_triplet_stage_with_a_teacher_and_only_with_one(pairs_slice, tmp_path):
     lines = []
     train(tiny_config(pairs_slice, memory_weight=1.0), log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
     assert any(line.startswith("train:") and line.endswith("1 x memory") for line in lines), lines
+    lines = []
+    train(tiny_config(pairs_slice, memory_weight=1.0, distill_epochs=0), log=lines.append, cache_dir=tmp_path)
+    assert any(line.startswith("train:") and line.endswith("objectives: 1 x triplet, 1 x ranking") for line in lines), lines
 
 
 def test_a_distillation_epoch_visits_each_question_once_in_batches_of_similar_length(pairs_slice):
