@@ -9,6 +9,8 @@ trained with a teacher also has a square map applied after pooling (``qsearch.al
 older models have none), and from format 4 a second one, the pair map (``qsearch.pair_map``),
 kept apart: ``encode`` gives the vectors search ranks by, ``to_verdict`` carries them into the
 space whose cosines decide "duplicate" (format 3 folded it into the first, one space for both).
+From format 5 a model may name a spelling correction in its manifest (``"spelling"``): an
+unknown word one edit from a known one is then read as that word (``qsearch.text``).
 The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
@@ -29,10 +31,10 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
 from qsearch.pair_map import PAIR_WEIGHT
 from qsearch.paths import DEFAULT_MODEL
-from qsearch.text import Vocabulary
+from qsearch.text import SPELLING_NAME, Vocabulary
 
-MODEL_FORMAT_VERSION = 4  # 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
-READABLE_VERSIONS = (2, 3, 4)
+MODEL_FORMAT_VERSION = 5  # 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
+READABLE_VERSIONS = (2, 3, 4, 5)
 EMBEDDING = "embedding.weight"
 EMBEDDING_SCALE = "embedding.scale"
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
@@ -84,7 +86,10 @@ class Encoder:
 
     def __init__(self, manifest: dict, vocab: Vocabulary, weights: dict[str, np.ndarray], lexicon: Lexicon | None = None):
         self.manifest = manifest
-        self.vocab = vocab
+        spelling = manifest.get("spelling")
+        if spelling not in (None, SPELLING_NAME):
+            raise QsearchError(f"the model reads words with {spelling!r}, which this qsearch does not know; upgrade qsearch")
+        self.vocab = vocab.reading(spelling is not None)
         self.weights = weights
         self.lexicon = lexicon
         cfg = ModelConfig.from_dict(manifest["model"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 import unicodedata
 import zlib
 from collections import Counter
@@ -15,6 +16,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 TOKENIZER_NAME = "nfkc-lower-words-punct-v1"
 PIECES_NAME = "known-word-or-crc32(word,char3)-v2"
 MAX_PIECES = 12
+SPELLING_NAME = "unknown-ascii-word-to-most-frequent-known-at-one-edit-v1"
+MIN_CORRECTED = 3  # letters; screened against 4 on the bundled model (benchmarks/training_history.md)
 
 
 def tokenize(text: str) -> list[str]:
@@ -35,16 +38,29 @@ class Vocabulary:
     3-grams (fastText's idea), whose embeddings are averaged. So "112" and "436" get different
     vectors, and "lern" shares most pieces with other spellings of its word. With no buckets,
     every unknown token is <unk>.
+
+    With ``spelling`` (a finished model's reading, never training's), an unknown word of ASCII
+    letters that is one edit from a known word is read as that word first (``correct``).
     """
 
-    def __init__(self, tokens: list[str], buckets: int = 0):
+    def __init__(self, tokens: list[str], buckets: int = 0, spelling: bool = False):
         if tokens[:2] != [PAD, UNK]:
             raise ValueError("a vocabulary starts with <pad> and <unk>")
         self.tokens = tokens
         self.buckets = buckets
+        self.spelling = spelling
         self.index = {t: i for i, t in enumerate(tokens)}
         self._one = [(i,) for i in range(len(tokens))]  # shared, so a tokenized question is a list of references
         self._unknown: dict[str, tuple[int, ...]] = {}
+
+    def reading(self, spelling: bool) -> "Vocabulary":
+        """This vocabulary, reading unknown words with or without spelling correction: itself
+        when that is how it reads already, else a copy sharing its tables (not its cache)."""
+        if spelling == self.spelling:
+            return self
+        other = object.__new__(Vocabulary)
+        other.__dict__.update(self.__dict__, spelling=spelling, _unknown={})
+        return other
 
     @classmethod
     def build(
@@ -69,10 +85,28 @@ class Vocabulary:
             return self._one[known]
         found = self._unknown.get(token)
         if found is None:
-            found = unknown_pieces(token, len(self.tokens), self.buckets) if self.buckets else (1,)
+            corrected = self.correct(token) if self.spelling else None
+            if corrected is not None:
+                found = self._one[corrected]
+            else:
+                found = unknown_pieces(token, len(self.tokens), self.buckets) if self.buckets else (1,)
             if len(self._unknown) < 100_000:
                 self._unknown[token] = found
         return found
+
+    def correct(self, token: str) -> int | None:
+        """The id of the known word one edit from ``token`` (a letter deleted, two neighbours
+        swapped, one replaced or inserted: Norvig's corrector), the most frequent of them (the
+        lowest id: training words come by count, the general list by its rank), or None.
+
+        Only for words of at least ``MIN_CORRECTED`` ASCII letters: a misspelt word then reads
+        as the row that starts from the teacher's vector of the word meant, not as hashed
+        pieces; names and non-Latin words are left to their pieces.
+        """
+        if len(token) < MIN_CORRECTED or not (token.isascii() and token.isalpha()):
+            return None
+        found = [i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1]
+        return min(found, default=None)
 
     def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
         """One tuple of piece ids per token of ``text``, truncated to ``max_len`` tokens."""
@@ -117,6 +151,19 @@ def english_words(n: int) -> list[str]:
 
         raise QsearchError("a vocabulary beyond the training texts needs wordfreq: pip install 'qsearch[teacher]'") from None
     return [w for w in wordfreq.top_n_list("en", n) if w.isalpha() and tokenize(w) == [w]]
+
+
+def one_edit(word: str) -> set[str]:
+    """Every string one edit from ``word`` with the letters a-z: deletes, swaps of neighbours,
+    replacements and insertions."""
+    letters = string.ascii_lowercase
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    return (
+        {a + b[1:] for a, b in splits if b}
+        | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+        | {a + c + b[1:] for a, b in splits if b for c in letters}
+        | {a + c + b for a, b in splits for c in letters}
+    )
 
 
 def unknown_pieces(token: str, first: int, buckets: int) -> tuple[int, ...]:

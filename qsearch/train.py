@@ -42,7 +42,7 @@ from qsearch.pair_map import MIN_PAIRS, PAIR_WEIGHT, SHRINK, difference_covarian
 from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
-from qsearch.text import PIECES_NAME, TOKENIZER_NAME, Vocabulary, english_words
+from qsearch.text import PIECES_NAME, SPELLING_NAME, TOKENIZER_NAME, Vocabulary, english_words
 from qsearch.word_init import initial_embeddings
 
 
@@ -498,6 +498,8 @@ def train(
         )
     if teacher is not None and config.pair_map_power:
         weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
+    if teacher is not None and config.spelling:  # after the maps, which are fitted on the texts as training read them
+        manifest["spelling"] = SPELLING_NAME
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
@@ -517,9 +519,10 @@ def train(
 
 
 def _as_saved(manifest: dict, data: _Data, weights: dict) -> Encoder:
-    """The encoder that a folder saved with ``weights`` will load (float16, int8 rows): the maps
-    are fitted on its vectors, so a map fitted again from a saved folder is the same."""
-    return Encoder(manifest, data.vocab, from_stored(stored(weights)))
+    """The encoder that a folder saved with ``weights`` will load (float16, int8 rows), reading
+    the texts as training did (no spelling correction): the maps are fitted on its vectors, so
+    a map fitted again from a saved folder is the same."""
+    return Encoder({k: v for k, v in manifest.items() if k != "spelling"}, data.vocab, from_stored(stored(weights)))
 
 
 def _with_output_map(manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, power: float, neighbours: int) -> dict:

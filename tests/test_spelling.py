@@ -1,0 +1,98 @@
+"""A finished model reads a misspelt word as the known word one edit away; training reads texts as written."""
+
+import numpy as np
+import pytest
+
+from conftest import HashTeacher
+from qsearch import Encoder
+from qsearch.config import ModelConfig, TrainConfig
+from qsearch.errors import QsearchError
+from qsearch.text import PAD, SPELLING_NAME, UNK, Vocabulary, one_edit
+from qsearch.train import calibrate_and_save, train
+
+WORDS = [PAD, UNK, "the", "how", "learn", "python", "lean", "fern", "cat", "köln"]
+
+
+def test_one_edit_holds_deletes_swaps_replacements_and_insertions():
+    edits = one_edit("lern")
+    assert {"ern", "elrn", "lean", "learn"} <= edits
+    assert "lerning" not in edits and "lern" in edits  # a replacement by the same letter gives the word back
+
+
+def test_an_unknown_word_is_corrected_to_the_most_frequent_known_word_one_edit_away():
+    vocab = Vocabulary(WORDS)
+    assert vocab.correct("pyhton") == vocab.index["python"]
+    assert vocab.correct("lern") == vocab.index["learn"], "learn, lean and fern are all one edit away: the lowest id wins"
+    assert vocab.correct("xyzzy") is None, "nothing known is one edit away"
+
+
+def test_short_words_names_outside_ascii_and_digits_are_left_to_their_pieces():
+    vocab = Vocabulary(WORDS)
+    assert vocab.correct("ca") is None, "two letters: too many words are one edit away"
+    assert vocab.correct("koln") is None, "köln is not ASCII, so no ASCII word corrects to it"
+    assert vocab.correct("kölm") is None
+    assert vocab.correct("cat7") is None
+
+
+def test_without_spelling_a_misspelt_word_reads_as_pieces_and_with_it_as_the_word():
+    plain = Vocabulary(WORDS, buckets=100)
+    reading = plain.reading(True)
+    assert plain.ids("how to learn pyhton", 8)[3] != plain.ids("how to learn python", 8)[3]
+    assert reading.ids("how to learn pyhton", 8) == plain.ids("how to learn python", 8)
+    assert plain.reading(False) is plain and not plain.spelling, "the training vocabulary is not changed"
+
+
+def tiny_config(pairs_slice, **changes) -> TrainConfig:
+    base = dict(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16, layers=1), epochs=1, distill_epochs=1,
+                batch_size=64, threads=1, english_words=0, buckets=500, detail_pairs=100)
+    return TrainConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def spelling_model(pairs_slice, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spelling") / "model"
+    config = tiny_config(pairs_slice)
+    trained = train(config, log=lambda m: None, teacher=HashTeacher(), cache_dir=out.parent / "cache")
+    return calibrate_and_save(trained, config, out, log=lambda m: None), out
+
+
+def test_a_model_trained_with_a_teacher_reads_misspelt_words_as_the_words_meant(spelling_model):
+    encoder, _ = spelling_model
+    assert encoder.manifest["spelling"] == SPELLING_NAME
+    misspelt, right = encoder.encode(["How do I lern englsh?", "How do I learn english?"])
+    assert float(misspelt @ right) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_same_weights_without_spelling_read_the_misspelling_as_pieces(spelling_model, tmp_path):
+    encoder, _ = spelling_model
+    manifest = {k: v for k, v in encoder.manifest.items() if k != "spelling"}
+    plain = Encoder(manifest, encoder.vocab, encoder.weights, encoder.lexicon)
+    misspelt, right = plain.encode(["How do I lern englsh?", "How do I learn english?"])
+    assert float(misspelt @ right) < 0.9999
+    assert np.allclose(plain.encode(["How do I learn english?"]), encoder.encode(["How do I learn english?"]))
+
+
+def test_a_model_trained_without_a_teacher_reads_texts_as_written(pairs_slice):
+    encoder = train(tiny_config(pairs_slice, distill_epochs=0), log=lambda m: None)
+    assert "spelling" not in encoder.manifest and not encoder.vocab.spelling
+
+
+def test_a_model_naming_an_unknown_spelling_correction_is_a_clear_error(spelling_model, tmp_path):
+    import json
+    import shutil
+
+    _, folder = spelling_model
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "model.json").read_text())
+    manifest["spelling"] = "some-future-corrector-v9"
+    (copy / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(QsearchError, match="does not know; upgrade qsearch"):
+        Encoder.load(copy)
+
+
+def test_the_bundled_model_reads_a_misspelt_question_as_the_question_meant():
+    encoder = Encoder.load()
+    misspelt, right = encoder.encode(["How do I get better at pyhton progamming?", "How do I get better at python programming?"])
+    assert float(misspelt @ right) == pytest.approx(1.0, abs=1e-6)
+    assert encoder.vocab.ids("lern", 4) == [(encoder.vocab.index["lern"],)], "a word Quora's questions use is read as written"
