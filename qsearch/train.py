@@ -500,6 +500,7 @@ def train(
         weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
     if teacher is not None and config.spelling:  # after the maps, which are fitted on the texts as training read them
         manifest["spelling"] = SPELLING_NAME
+        log("spelling: the finished model reads an unknown word one edit from a known word as that word")
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
