@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import string
@@ -9,6 +10,7 @@ import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 
 PAD, UNK = "<pad>", "<unk>"
@@ -58,8 +60,8 @@ class Vocabulary:
         when that is how it reads already, else a copy sharing its tables (not its cache)."""
         if spelling == self.spelling:
             return self
-        other = object.__new__(Vocabulary)
-        other.__dict__.update(self.__dict__, spelling=spelling, _unknown={})
+        other = copy.copy(self)
+        other.spelling, other._unknown = spelling, {}
         return other
 
     @classmethod
@@ -103,10 +105,16 @@ class Vocabulary:
         as the row that starts from the teacher's vector of the word meant, not as hashed
         pieces; names and non-Latin words are left to their pieces.
         """
-        if len(token) < MIN_CORRECTED or not (token.isascii() and token.isalpha()):
+        if not MIN_CORRECTED <= len(token) <= self._longest_word + 1 or not (token.isascii() and token.isalpha()):
             return None
         found = [i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1]
         return min(found, default=None)
+
+    @cached_property
+    def _longest_word(self) -> int:
+        """Letters in the longest known ASCII word: a longer token by two or more is no edit
+        from any, so ``correct`` skips it rather than build its edits (quadratic in length)."""
+        return max((len(t) for t in self.tokens if t.isascii() and t.isalpha()), default=0)
 
     def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
         """One tuple of piece ids per token of ``text``, truncated to ``max_len`` tokens."""

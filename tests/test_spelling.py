@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import HashTeacher
+from test_teacher import tiny_config
 from qsearch import Encoder
-from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError
 from qsearch.text import PAD, SPELLING_NAME, UNK, Vocabulary, one_edit
 from qsearch.train import calibrate_and_save, train
@@ -34,18 +34,18 @@ def test_short_words_names_outside_ascii_and_digits_are_left_to_their_pieces():
     assert vocab.correct("cat7") is None
 
 
+def test_a_word_longer_than_every_known_word_is_not_searched_for_edits():
+    vocab = Vocabulary(WORDS)
+    assert vocab.correct("pythons") == vocab.index["python"], "one letter longer than the longest known word: still one edit"
+    assert vocab.correct("q" * 100_000) is None, "its edits would be millions of 100,000-letter strings"
+
+
 def test_without_spelling_a_misspelt_word_reads_as_pieces_and_with_it_as_the_word():
     plain = Vocabulary(WORDS, buckets=100)
     reading = plain.reading(True)
     assert plain.ids("how to learn pyhton", 8)[3] != plain.ids("how to learn python", 8)[3]
     assert reading.ids("how to learn pyhton", 8) == plain.ids("how to learn python", 8)
     assert plain.reading(False) is plain and not plain.spelling, "the training vocabulary is not changed"
-
-
-def tiny_config(pairs_slice, **changes) -> TrainConfig:
-    base = dict(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16, layers=1), epochs=1, distill_epochs=1,
-                batch_size=64, threads=1, english_words=0, buckets=500, detail_pairs=100)
-    return TrainConfig(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")
