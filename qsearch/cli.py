@@ -75,14 +75,21 @@ def _shown(text: str, width: int = 200) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_matches(results, queries: list[str], as_json: bool) -> None:
+def _read_as(read_as: dict[str, str]) -> str:
+    """The words a model read as others, for the text output: ``pyhton → python, ...``."""
+    return ", ".join(f"{word} → {meant}" for word, meant in read_as.items())
+
+
+def _print_matches(results, queries: list[str], as_json: bool, read_as: list[dict[str, str]]) -> None:
     if as_json:
         from qsearch.search import results_json
 
-        typer.echo(json.dumps(results_json(queries, results), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(results_json(queries, results, read_as), indent=2, ensure_ascii=False))
         return
-    for q, ms in zip(queries, results):
+    for q, r, ms in zip(queries, read_as, results):
         typer.echo(_shown(q))
+        if r:
+            typer.echo(f"  read as: {_shown(_read_as(r))}")
         if not ms:
             typer.echo("  (the index is empty)")
         for m in ms:
@@ -329,6 +336,9 @@ def compare(
     cut = encoder.threshold if threshold is None else threshold
     verdict = "duplicate" if score > cut else "not duplicate"
     typer.echo(f"cosine {score:.4f}  threshold {cut:.4f}  {verdict}")
+    for n, question in enumerate([question1, question2], 1):
+        if read_as := encoder.read_as(question):
+            typer.echo(f"question {n} read as: {_shown(_read_as(read_as))}")
 
 
 @app.command("build-index")
@@ -439,7 +449,7 @@ def query(
         raise QsearchError(f"--k must be at least 1, got {k}")
     _every_core()
     engine = SearchEngine.open(index, Encoder.load(model) if model else None)
-    _print_matches(engine.search(texts, k, threshold), texts, as_json)
+    _print_matches(engine.search(texts, k, threshold), texts, as_json, [engine.encoder.read_as(t) for t in texts])
 
 
 @app.command()
@@ -476,10 +486,11 @@ def add(
             err=True,
         )
     engine.close()
+    read_as = [engine.encoder.read_as(t) for t in texts]
     if as_json:
-        typer.echo(json.dumps(added_json(texts, ids, added, matches), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(added_json(texts, ids, added, matches, read_as), indent=2, ensure_ascii=False))
         return
-    _print_matches(matches, texts, False)
+    _print_matches(matches, texts, False, read_as)
     typer.echo(f"added {after - before} new question(s) (ids {', '.join(map(str, ids))}); the index holds {after}")
 
 

@@ -193,6 +193,11 @@ class Encoder:
             return vectors
         return _unit_rows(np.asarray(vectors, dtype=np.float32) @ self._pair)
 
+    def read_as(self, text: str) -> dict[str, str]:
+        """The words of ``text`` this model reads as other words (its spelling correction), each
+        with the word it reads: ``{"pyhton": "python"}``; empty when it reads every word as written."""
+        return self.vocab.read_as(text, self.max_len)
+
     def pair_vectors(self, texts: list[str]) -> np.ndarray:
         """``to_verdict(encode(texts))``: what two questions' verdict cosine is taken from."""
         return self.to_verdict(self.encode(texts))

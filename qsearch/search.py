@@ -67,15 +67,27 @@ class Match:
         return asdict(self)
 
 
-def results_json(queries: list[str], results: list[list[Match]]) -> list[dict]:
-    """Search results as ``query --json`` prints them and the API answers: one object per query."""
-    return [{"query": q, "matches": [m.to_dict() for m in ms]} for q, ms in zip(queries, results)]
+def _read(read_as: list[dict[str, str]] | None, n: int) -> list[dict]:
+    """Each query's ``"read_as"`` entry (the words the model read as others), or nothing."""
+    return [{"read_as": r} if r else {} for r in (read_as or [{}] * n)]
 
 
-def added_json(queries: list[str], ids: list[int], added: list[bool], results: list[list[Match]]) -> list[dict]:
+def results_json(queries: list[str], results: list[list[Match]], read_as: list[dict[str, str]] | None = None) -> list[dict]:
+    """Search results as ``query --json`` prints them and the API answers: one object per query,
+    with ``read_as`` (``Encoder.read_as``) where the model read a word of the query as another."""
+    return [{"query": q, **r, "matches": [m.to_dict() for m in ms]} for q, r, ms in zip(queries, _read(read_as, len(queries)), results)]
+
+
+def added_json(
+    queries: list[str], ids: list[int], added: list[bool], results: list[list[Match]], read_as: list[dict[str, str]] | None = None
+) -> list[dict]:
     """``search_and_add``'s outcome as ``add --json`` prints it and the API answers: each
-    question's id, whether it was new, and the neighbours it had before it was added."""
-    return [{"query": q, "id": i, "added": a, "matches": [m.to_dict() for m in ms]} for q, i, a, ms in zip(queries, ids, added, results)]
+    question's id, whether it was new, the words read as others (as ``results_json``) and the
+    neighbours it had before it was added."""
+    return [
+        {"query": q, "id": i, "added": a, **r, "matches": [m.to_dict() for m in ms]}
+        for q, i, a, r, ms in zip(queries, ids, added, _read(read_as, len(queries)), results)
+    ]
 
 
 def check_threshold(threshold: float | None) -> float | None:

@@ -295,9 +295,10 @@ def create_app(
         request.state.questions = queries
         queries = clean_questions(queries)
         results = engine.search(queries, req.k, req.threshold)
+        read_as = [engine.encoder.read_as(q) for q in queries]
         if req.query is not None:
-            return {"matches": [m.to_dict() for m in results[0]]}
-        return {"results": results_json(queries, results)}
+            return {**({"read_as": read_as[0]} if read_as[0] else {}), "matches": [m.to_dict() for m in results[0]]}
+        return {"results": results_json(queries, results, read_as)}
 
     @app.post("/add")
     def add(req: AddRequest, request: Request):
@@ -313,7 +314,7 @@ def create_app(
         questions = clean_questions(req.questions)
         ids, matches, added = engine.search_and_add(questions, req.k, req.threshold)
         metrics.ADDED.inc(sum(added))
-        return {"results": added_json(questions, ids, added, matches)}
+        return {"results": added_json(questions, ids, added, matches, [engine.encoder.read_as(q) for q in questions])}
 
     @app.post("/dedup")
     def find_clusters(req: DedupRequest):

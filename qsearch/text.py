@@ -110,6 +110,20 @@ class Vocabulary:
         found = [i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1]
         return min(found, default=None)
 
+    def read_as(self, text: str, max_len: int) -> dict[str, str]:
+        """The words of ``text`` (its first ``max_len`` tokens) that are read as another known
+        word, each with that word: what spelling correction changed, so that a user can see it
+        (a name read as a common word, say). Empty without spelling correction."""
+        if not self.spelling:
+            return {}
+        out = {}
+        for t in tokenize(text)[:max_len]:
+            if t not in self.index:
+                found = self.pieces(t)
+                if len(found) == 1 and 1 < found[0] < len(self.tokens):
+                    out[t] = self.tokens[found[0]]
+        return out
+
     @cached_property
     def _longest_word(self) -> int:
         """Letters in the longest known ASCII word: a longer token by two or more is no edit

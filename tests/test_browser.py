@@ -93,6 +93,15 @@ def test_typing_finds_the_duplicate_then_posting_adds_a_question_the_next_search
     wait_for(browser, lambda d: "already here as #" + new_id in d.find_element(By.ID, "posted").text)
 
 
+def test_the_page_says_which_words_the_model_read_as_others(server, browser):
+    browser.get(server.url + "/")
+    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    type_question(browser, "How do I lern pyhton?")
+    wait_for(browser, lambda d: d.find_element(By.ID, "read-as").text == "Read “pyhton” as “python”.")
+    type_question(browser, "How do I learn Python?")
+    wait_for(browser, lambda d: results(d) and not d.find_element(By.ID, "read-as").is_displayed())
+
+
 def test_uploading_a_file_shows_its_clusters_and_offers_a_csv(server, browser, tmp_path):
     upload = tmp_path / "forum.txt"
     upload.write_text("How do I learn Python?\nWhat is the capital of Peru?\nHow can I learn Python?\nHow do I bake bread?\n")

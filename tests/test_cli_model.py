@@ -128,6 +128,11 @@ def test_compare_prints_cosine_and_verdict(tiny_model):
     assert out.stdout.startswith("cosine 1.0000") and out.stdout.strip().endswith("duplicate")
 
 
+def test_compare_says_which_words_the_model_read_as_others():
+    out = run_cli("compare", "How do I get better at pyhton progamming?", "How do I get better at python programming?")
+    assert out.stdout.splitlines()[1:] == ["question 1 read as: pyhton → python, progamming → programming"]
+
+
 def test_training_on_a_file_without_duplicates_is_a_clear_error(tmp_path):
     data = tmp_path / "nodups.csv"
     data.write_text("id,question1,question2,is_duplicate\n" + "".join(f"{i},q{i} a,q{i} b,0\n" for i in range(50)))

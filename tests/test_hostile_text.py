@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from qsearch import Encoder, SearchEngine
 from qsearch.errors import QsearchError
 from qsearch.server import create_app
+from qsearch.text import tokenize
 
 # Any code point, surrogates and control characters included; sometimes very long.
 ANY_TEXT = st.one_of(
@@ -40,6 +41,13 @@ def encoder():
 def test_encode_takes_any_text(encoder, texts):
     v = encoder.encode(texts)
     assert v.shape[0] == len(texts) and np.isfinite(v).all()
+
+
+@SETTINGS
+@given(text=ANY_TEXT)
+def test_any_text_says_which_of_its_words_were_read_as_others(encoder, text):
+    read_as = encoder.read_as(text)
+    assert all(word in tokenize(text) and meant in encoder.vocab.index and word != meant for word, meant in read_as.items())
 
 
 @SETTINGS

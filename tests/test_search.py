@@ -161,6 +161,19 @@ def test_cli_build_query_add_json(tmp_path):
     assert "Which moon of Jupiter has the thickest ice?" in found.stdout
 
 
+def test_query_and_add_say_which_words_the_model_read_as_others(tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text("How old are you?\nWhat is your age?\nHow do I learn Python quickly?\n")
+    index = str(tmp_path / "idx")
+    run_cli("build-index", "--questions", str(questions), "--index", index)
+    shown = run_cli("query", "How do I lern pyhton quickly?", "--k", "1", "--index", index)
+    assert shown.stdout.splitlines()[1] == "  read as: pyhton → python"
+    data = json.loads(run_cli("query", "How do I lern pyhton quickly?", "How old are you?", "--k", "1", "--json", "--index", index).stdout)
+    assert data[0]["read_as"] == {"pyhton": "python"} and "read_as" not in data[1], "only where a word was read as another"
+    added = json.loads(run_cli("add", "Whta is your age?", "--index", index, "--json").stdout)
+    assert added[0]["read_as"] == {"whta": "what"}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

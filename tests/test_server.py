@@ -31,6 +31,16 @@ def test_search_one_query(client, corpus_questions):
     assert set(body["matches"][0]) == {"id", "text", "score", "duplicate"}
 
 
+def test_search_and_add_say_which_words_the_model_read_as_others(client):
+    one = client.post("/search", json={"query": "How do I lern pyhton?", "k": 1}).json()
+    assert one["read_as"] == {"pyhton": "python"}
+    assert "read_as" not in client.post("/search", json={"query": "How do I learn Python?", "k": 1}).json()
+    several = client.post("/search", json={"queries": ["Whta is love?", "What is love?"], "k": 1}).json()["results"]
+    assert several[0]["read_as"] == {"whta": "what"} and "read_as" not in several[1]
+    added = client.post("/add", json={"questions": ["Which moon of Jupitr has the thickest ice?"]}).json()["results"]
+    assert added[0]["read_as"] == {"jupitr": "jupiter"}
+
+
 def test_search_several_queries(client):
     body = client.post("/search", json={"queries": ["How old are you?", "What is love?"], "k": 2}).json()
     assert [r["query"] for r in body["results"]] == ["How old are you?", "What is love?"]

@@ -96,3 +96,15 @@ def test_the_bundled_model_reads_a_misspelt_question_as_the_question_meant():
     misspelt, right = encoder.encode(["How do I get better at pyhton progamming?", "How do I get better at python programming?"])
     assert float(misspelt @ right) == pytest.approx(1.0, abs=1e-6)
     assert encoder.vocab.ids("lern", 4) == [(encoder.vocab.index["lern"],)], "a word Quora's questions use is read as written"
+
+
+def test_the_bundled_model_says_which_words_it_read_as_others():
+    encoder = Encoder.load()
+    assert encoder.read_as("How do I get better at pyhton progamming?") == {"pyhton": "python", "progamming": "programming"}
+    assert encoder.read_as("How do I get better at python programming?") == {}
+    assert encoder.read_as("Who is Xqzvbn?") == {}, "a word nothing known is one edit from is read as pieces, not as another word"
+
+
+def test_a_vocabulary_without_spelling_reads_no_word_as_another():
+    assert Vocabulary(WORDS, buckets=100).read_as("how to learn pyhton", 8) == {}
+    assert Vocabulary(WORDS, buckets=100).reading(True).read_as("how to learn pyhton", 8) == {"pyhton": "python"}

@@ -65,11 +65,18 @@ function renderMatches(list, matches) {
 
 let lastMatches = [];
 
+function showReadAs(readAs) {
+  const words = Object.entries(readAs || {});
+  $("read-as").hidden = words.length === 0;
+  $("read-as").textContent = words.length ? `Read ${words.map(([word, meant]) => `“${word}” as “${meant}”`).join(", ")}.` : "";
+}
+
 async function search() {
   const query = $("ask").value.trim();
   const mine = ++latest;
   if (!query) {
     lastMatches = [];
+    showReadAs({});
     renderMatches($("results"), []);
     return [];
   }
@@ -78,6 +85,7 @@ async function search() {
     if (mine !== latest) return null;
     showError("");
     lastMatches = data.matches;
+    showReadAs(data.read_as);
     renderMatches($("results"), lastMatches);
     return lastMatches;
   } catch (e) {
