@@ -1,0 +1,106 @@
+"""How often the spelling correction gives back the word meant, for one random typo a word.
+
+A word of running text (validation questions of the bundled pairs, so frequent words come up as
+often as users type them) gets one random edit of each kind: a letter deleted, two neighbours
+swapped, one replaced or one inserted (Norvig's four). The model's reading of the misspelt token
+is then one of: the word meant; another known word (the typo is one edit from a more frequent
+word too); hashed pieces (nothing known is one edit away, or the word is too short or not
+ASCII); or, before any correction, a known word already (the typo spells another word, "form"
+for "from", which no corrector of unknown words can see). Prints the shares by kind and by the
+word's length, and writes results/typos.json.
+
+    python benchmarks/typos.py
+    python benchmarks/typos.py --model models/mine --words 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import string
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import machine, save
+from qsearch import Encoder
+from qsearch.data import load_pairs, split_pairs
+from qsearch.paths import DEFAULT_PAIRS
+from qsearch.text import MIN_CORRECTED, tokenize
+
+KINDS = ("delete", "swap", "replace", "insert")
+OUTCOMES = ("the word meant", "another known word", "pieces", "typo spells a known word")
+BANDS = ((MIN_CORRECTED, 4), (5, 7), (8, 99))
+
+
+def misspell(word: str, kind: str, rng: random.Random) -> str | None:
+    """``word`` with one random edit of ``kind`` that changes it; None when none can."""
+    i = rng.randrange(len(word))
+    if kind == "delete":
+        return word[:i] + word[i + 1 :] if len(word) > 1 else None
+    if kind == "swap":
+        spots = [j for j in range(len(word) - 1) if word[j] != word[j + 1]]
+        if not spots:
+            return None
+        j = rng.choice(spots)
+        return word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+    if kind == "replace":
+        return word[:i] + rng.choice([c for c in string.ascii_lowercase if c != word[i]]) + word[i + 1 :]
+    return word[:i] + rng.choice(string.ascii_lowercase) + word[i:]
+
+
+def outcome(encoder: Encoder, word: str, typo: str) -> str:
+    """What the model reads ``typo`` (meant as ``word``) as."""
+    vocab = encoder.vocab
+    if typo in vocab.index:
+        return "typo spells a known word"
+    found = vocab.pieces(typo)
+    if len(found) == 1 and 1 < found[0] < len(vocab.tokens):
+        return "the word meant" if vocab.tokens[found[0]] == word else "another known word"
+    return "pieces"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
+    parser.add_argument("--words", type=int, default=4000, help="words drawn, each misspelt once of each kind")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    encoder = Encoder.load(args.model)
+    if not encoder.vocab.spelling:
+        sys.exit(f"{args.model or 'the bundled model'} reads every word as written: it has no spelling correction to measure")
+    validation = split_pairs(load_pairs(DEFAULT_PAIRS).frame)["validation"]
+    running = [t for q in validation["question1"].tolist() + validation["question2"].tolist() for t in tokenize(q)]
+    words = [t for t in running if len(t) >= MIN_CORRECTED and t.isascii() and t.isalpha() and t in encoder.vocab.index]
+    rng = random.Random(args.seed)
+    drawn = [rng.choice(words) for _ in range(args.words)]
+
+    counts: dict[str, Counter] = {}
+    for word in drawn:
+        band = next(f"{lo}-{hi}" if hi < 99 else f"{lo}+" for lo, hi in BANDS if lo <= len(word) <= hi)
+        for kind in KINDS:
+            typo = misspell(word, kind, rng)
+            if typo is None or typo == word:
+                continue
+            got = outcome(encoder, word, typo)
+            for key in (kind, f"{band} letters", "all"):
+                counts.setdefault(key, Counter())[got] += 1
+
+    print(f"{encoder.name}: {args.words} words of the validation questions' running text, each misspelt once of each kind")
+    print(f"{'':>12}" + "".join(f"{o:>26}" for o in OUTCOMES) + f"{'typos':>8}")
+    table = {}
+    for key in [*KINDS, *(f"{lo}-{hi} letters" if hi < 99 else f"{lo}+ letters" for lo, hi in BANDS), "all"]:
+        c = counts.get(key, Counter())
+        n = sum(c.values())
+        if not n:
+            continue
+        table[key] = {"typos": n, **{o: c[o] / n for o in OUTCOMES}}
+        print(f"{key:>12}" + "".join(f"{c[o] / n:>26.3f}" for o in OUTCOMES) + f"{n:>8}")
+    save("typos", {"machine": machine(), "model": encoder.name, "words": args.words, "seed": args.seed, "results": table})
+
+
+if __name__ == "__main__":
+    main()
