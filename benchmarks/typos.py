@@ -53,13 +53,12 @@ def misspell(word: str, kind: str, rng: random.Random) -> str | None:
 
 def outcome(encoder: Encoder, word: str, typo: str) -> str:
     """What the model reads ``typo`` (meant as ``word``) as."""
-    vocab = encoder.vocab
-    if typo in vocab.index:
+    if typo in encoder.vocab.index:
         return "typo spells a known word"
-    found = vocab.pieces(typo)
-    if len(found) == 1 and 1 < found[0] < len(vocab.tokens):
-        return "the word meant" if vocab.tokens[found[0]] == word else "another known word"
-    return "pieces"
+    read = encoder.read_as(typo).get(typo)
+    if read is None:
+        return "pieces"
+    return "the word meant" if read == word else "another known word"
 
 
 def main() -> None:

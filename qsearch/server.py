@@ -296,9 +296,10 @@ def create_app(
         queries = clean_questions(queries)
         results = engine.search(queries, req.k, req.threshold)
         read_as = [engine.encoder.read_as(q) for q in queries]
+        answers = results_json(queries, results, read_as)
         if req.query is not None:
-            return {**({"read_as": read_as[0]} if read_as[0] else {}), "matches": [m.to_dict() for m in results[0]]}
-        return {"results": results_json(queries, results, read_as)}
+            return {k: v for k, v in answers[0].items() if k != "query"}
+        return {"results": answers}
 
     @app.post("/add")
     def add(req: AddRequest, request: Request):
