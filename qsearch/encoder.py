@@ -10,7 +10,8 @@ older models have none), and from format 4 a second one, the pair map (``qsearch
 kept apart: ``encode`` gives the vectors search ranks by, ``to_verdict`` carries them into the
 space whose cosines decide "duplicate" (format 3 folded it into the first, one space for both).
 From format 5 a model may name a spelling correction in its manifest (``"spelling"``): an
-unknown word one edit from a known one is then read as that word (``qsearch.text``).
+unknown word one edit from a known one is then read as that word (``qsearch.text``), chosen by
+its neighbours when the folder holds the training texts' word pairs (``qsearch.word_pairs``).
 The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
@@ -31,7 +32,8 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
 from qsearch.pair_map import PAIR_WEIGHT
 from qsearch.paths import DEFAULT_MODEL
-from qsearch.text import SPELLING_NAME, Vocabulary
+from qsearch.text import SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, Vocabulary
+from qsearch.word_pairs import WordPairs
 
 MODEL_FORMAT_VERSION = 5  # 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
 READABLE_VERSIONS = (2, 3, 4, 5)
@@ -87,9 +89,11 @@ class Encoder:
     def __init__(self, manifest: dict, vocab: Vocabulary, weights: dict[str, np.ndarray], lexicon: Lexicon | None = None):
         self.manifest = manifest
         spelling = manifest.get("spelling")
-        if spelling not in (None, SPELLING_NAME):
+        if spelling not in (None, SPELLING_NAME, SPELLING_IN_CONTEXT_NAME):
             raise QsearchError(f"the model reads words with {spelling!r}, which this qsearch does not know; upgrade qsearch")
-        self.vocab = vocab.reading(spelling is not None)
+        if spelling == SPELLING_IN_CONTEXT_NAME and vocab.context is None:
+            raise QsearchError("the model corrects spelling by context but its word-pair counts are missing; retrain or restore the model")
+        self.vocab = vocab.reading(spelling is not None, vocab.context if spelling == SPELLING_IN_CONTEXT_NAME else None)
         self.weights = weights
         self.lexicon = lexicon
         cfg = ModelConfig.from_dict(manifest["model"])
@@ -161,6 +165,8 @@ class Encoder:
         if vocab.sha256 != manifest["vocab_sha256"]:
             raise QsearchError(f"{path}/vocab.txt does not match its manifest; retrain or restore the model")
         lexicon = Lexicon.load(path, vocab, manifest["lexicon"]) if "lexicon" in manifest else None
+        if "word_pairs" in manifest:
+            vocab = vocab.reading(vocab.spelling, WordPairs.load(path, vocab, manifest["word_pairs"]))
         try:
             return cls(manifest, vocab, weights, lexicon)
         except KeyError as e:
@@ -178,6 +184,9 @@ class Encoder:
         self.manifest.pop("lexicon", None)
         if self.lexicon is not None:
             self.manifest["lexicon"] = self.lexicon.save(path)
+        self.manifest.pop("word_pairs", None)
+        if self.vocab.context is not None:
+            self.manifest["word_pairs"] = self.vocab.context.save(path)
         write_json(path / "model.json", self.manifest)
 
     @property

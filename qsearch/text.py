@@ -12,6 +12,10 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qsearch.word_pairs import WordPairs
 
 PAD, UNK = "<pad>", "<unk>"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -19,7 +23,9 @@ TOKENIZER_NAME = "nfkc-lower-words-punct-v1"
 PIECES_NAME = "known-word-or-crc32(word,char3)-v2"
 MAX_PIECES = 12
 SPELLING_NAME = "unknown-ascii-word-to-most-frequent-known-at-one-edit-v1"
+SPELLING_IN_CONTEXT_NAME = "unknown-ascii-word-to-known-at-one-edit-by-bigram-context-v1"
 MIN_CORRECTED = 3  # letters; screened against 4 on the bundled model (benchmarks/training_history.md)
+EDGE = 0  # a question's start or end as a neighbour in the spelling correction's context: <pad>'s id, which no text holds
 
 
 def tokenize(text: str) -> list[str]:
@@ -42,26 +48,30 @@ class Vocabulary:
     every unknown token is <unk>.
 
     With ``spelling`` (a finished model's reading, never training's), an unknown word of ASCII
-    letters that is one edit from a known word is read as that word first (``correct``).
+    letters that is one edit from a known word is read as that word first (``correct``); with
+    ``context`` too (the training texts' word pairs), the one its neighbours fit best.
     """
 
-    def __init__(self, tokens: list[str], buckets: int = 0, spelling: bool = False):
+    def __init__(self, tokens: list[str], buckets: int = 0, spelling: bool = False, context: WordPairs | None = None):
         if tokens[:2] != [PAD, UNK]:
             raise ValueError("a vocabulary starts with <pad> and <unk>")
         self.tokens = tokens
         self.buckets = buckets
         self.spelling = spelling
+        self.context = context
         self.index = {t: i for i, t in enumerate(tokens)}
         self._one = [(i,) for i in range(len(tokens))]  # shared, so a tokenized question is a list of references
         self._unknown: dict[str, tuple[int, ...]] = {}
+        self._near: dict[str, tuple[int, ...]] = {}
 
-    def reading(self, spelling: bool) -> "Vocabulary":
-        """This vocabulary, reading unknown words with or without spelling correction: itself
-        when that is how it reads already, else a copy sharing its tables (not its cache)."""
-        if spelling == self.spelling:
+    def reading(self, spelling: bool, context: WordPairs | None = None) -> "Vocabulary":
+        """This vocabulary, reading unknown words with or without spelling correction (with
+        ``context``: choosing among a typo's candidates by its neighbours): itself when that is
+        how it reads already, else a copy sharing its tables (not its caches)."""
+        if spelling == self.spelling and context is self.context:
             return self
         other = copy.copy(self)
-        other.spelling, other._unknown = spelling, {}
+        other.spelling, other.context, other._unknown, other._near = spelling, context, {}, {}
         return other
 
     @classmethod
@@ -80,35 +90,53 @@ class Vocabulary:
         """Number of ids (known tokens plus hash buckets): the embedding table's row count."""
         return len(self.tokens) + self.buckets
 
-    def pieces(self, token: str) -> tuple[int, ...]:
-        """Ids whose mean embedding stands for ``token``: its own id, or its hashed pieces."""
+    def pieces(self, token: str, before: int | None = None, after: int | None = None) -> tuple[int, ...]:
+        """Ids whose mean embedding stands for ``token``: its own id; with spelling, the known
+        word ``correct`` reads it as (``before``, ``after``: its neighbours' ids, for context);
+        else its hashed pieces."""
         known = self.index.get(token)
         if known is not None:
             return self._one[known]
+        if self.spelling:
+            corrected = self.correct(token, before, after)
+            if corrected is not None:
+                return self._one[corrected]
         found = self._unknown.get(token)
         if found is None:
-            corrected = self.correct(token) if self.spelling else None
-            if corrected is not None:
-                found = self._one[corrected]
-            else:
-                found = unknown_pieces(token, len(self.tokens), self.buckets) if self.buckets else (1,)
+            found = unknown_pieces(token, len(self.tokens), self.buckets) if self.buckets else (1,)
             if len(self._unknown) < 100_000:
                 self._unknown[token] = found
         return found
 
-    def correct(self, token: str) -> int | None:
-        """The id of the known word one edit from ``token`` (a letter deleted, two neighbours
-        swapped, one replaced or inserted: Norvig's corrector), the most frequent of them (the
-        lowest id: training words come by count, the general list by its rank), or None.
+    def near(self, token: str) -> tuple[int, ...]:
+        """The known words one edit from ``token`` (a letter deleted, two neighbours swapped,
+        one replaced or inserted: Norvig's candidates), lowest id (most frequent) first: training
+        words come by count, the general list by its rank.
 
-        Only for words of at least ``MIN_CORRECTED`` ASCII letters: a misspelt word then reads
-        as the row that starts from the teacher's vector of the word meant, not as hashed
-        pieces; names and non-Latin words are left to their pieces.
+        Empty for a word of fewer than ``MIN_CORRECTED`` letters or one not all ASCII letters: a
+        misspelt word then reads as the row that starts from the teacher's vector of the word
+        meant, not as hashed pieces, but names and non-Latin words are left to their pieces.
         """
-        if not MIN_CORRECTED <= len(token) <= self._longest_word + 1 or not (token.isascii() and token.isalpha()):
+        found = self._near.get(token)
+        if found is None:
+            if not MIN_CORRECTED <= len(token) <= self._longest_word + 1 or not (token.isascii() and token.isalpha()):
+                found = ()
+            else:
+                found = tuple(sorted({i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1}))
+            if len(self._near) < 100_000:
+                self._near[token] = found
+        return found
+
+    def correct(self, token: str, before: int | None = None, after: int | None = None) -> int | None:
+        """The id of the known word ``token`` is read as, or None when ``near`` has none: the
+        most frequent one; with ``context``, the one that fits between the ``before`` and
+        ``after`` ids best (``EDGE`` for a question's start or end, None for a word not known)."""
+        near = self.near(token)
+        if not near:
             return None
-        found = [i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1]
-        return min(found, default=None)
+        if self.context is None or len(near) == 1:
+            return near[0]
+        return self.context.best(near, before, after)
 
     def read_as(self, text: str, max_len: int) -> dict[str, str]:
         """The words of ``text`` (its first ``max_len`` tokens) that are read as another known
@@ -117,12 +145,21 @@ class Vocabulary:
         if not self.spelling:
             return {}
         out = {}
-        for t in tokenize(text)[:max_len]:
+        tokens = tokenize(text)
+        for n, t in enumerate(tokens[:max_len]):
             if t not in self.index:
-                found = self.pieces(t)
+                found = self.pieces(t, *self._neighbours(tokens, n))
                 if len(found) == 1 and 1 < found[0] < len(self.tokens):
                     out[t] = self.tokens[found[0]]
         return out
+
+    def _neighbours(self, tokens: list[str], n: int) -> tuple[int | None, int | None]:
+        """The ids of token ``n``'s neighbours for the spelling correction's context (``EDGE``
+        at either end, None for an unknown word); both None without context."""
+        if self.context is None:
+            return None, None
+        get = self.index.get
+        return (get(tokens[n - 1]) if n else EDGE), (get(tokens[n + 1]) if n + 1 < len(tokens) else EDGE)
 
     @cached_property
     def _longest_word(self) -> int:
@@ -133,10 +170,11 @@ class Vocabulary:
     def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
         """One tuple of piece ids per token of ``text``, truncated to ``max_len`` tokens."""
         get, pieces, one = self.index.get, self.pieces, self._one
+        tokens = tokenize(text)
         out = []
-        for t in tokenize(text)[:max_len]:
+        for n, t in enumerate(tokens[:max_len]):
             i = get(t)
-            out.append(one[i] if i is not None else pieces(t))
+            out.append(one[i] if i is not None else pieces(t, *self._neighbours(tokens, n)))
         return out
 
     @property

@@ -42,7 +42,8 @@ from qsearch.pair_map import MIN_PAIRS, PAIR_WEIGHT, SHRINK, difference_covarian
 from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
-from qsearch.text import PIECES_NAME, SPELLING_NAME, TOKENIZER_NAME, Vocabulary, english_words
+from qsearch.text import PIECES_NAME, SPELLING_IN_CONTEXT_NAME, TOKENIZER_NAME, Vocabulary, english_words
+from qsearch.word_pairs import WordPairs
 from qsearch.word_init import initial_embeddings
 
 
@@ -498,9 +499,14 @@ def train(
         )
     if teacher is not None and config.pair_map_power:
         weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
+    vocab = data.vocab
     if teacher is not None and config.spelling:  # after the maps, which are fitted on the texts as training read them
-        manifest["spelling"] = SPELLING_NAME
-        log("spelling: the finished model reads an unknown word one edit from a known word as that word")
+        manifest["spelling"] = SPELLING_IN_CONTEXT_NAME
+        vocab = vocab.reading(False, WordPairs.count(vocab, data.questions))
+        log(
+            "spelling: the finished model reads an unknown word one edit from known words as the one that fits "
+            f"between its neighbours best ({len(vocab.context.keys)} word pairs of the training texts)"
+        )
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
@@ -516,7 +522,7 @@ def train(
         "training_seconds": round(time.perf_counter() - started, 1),
         "history": state.history,
     }
-    return Encoder(manifest, data.vocab, weights, lexicon)
+    return Encoder(manifest, vocab, weights, lexicon)
 
 
 def _as_saved(manifest: dict, data: _Data, weights: dict) -> Encoder:

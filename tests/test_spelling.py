@@ -1,4 +1,5 @@
-"""A finished model reads a misspelt word as the known word one edit away; training reads texts as written."""
+"""A finished model reads a misspelt word as the known word one edit away that fits its
+neighbours best; training reads texts as written."""
 
 import numpy as np
 import pytest
@@ -7,8 +8,9 @@ from conftest import HashTeacher
 from test_teacher import tiny_config
 from qsearch import Encoder
 from qsearch.errors import QsearchError
-from qsearch.text import PAD, SPELLING_NAME, UNK, Vocabulary, one_edit
+from qsearch.text import EDGE, PAD, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, UNK, Vocabulary, one_edit
 from qsearch.train import calibrate_and_save, train
+from qsearch.word_pairs import WordPairs
 
 WORDS = [PAD, UNK, "the", "how", "learn", "python", "lean", "fern", "cat", "köln"]
 
@@ -40,6 +42,35 @@ def test_a_word_longer_than_every_known_word_is_not_searched_for_edits():
     assert vocab.correct("q" * 100_000) is None, "its edits would be millions of 100,000-letter strings"
 
 
+CONTEXT_WORDS = [PAD, UNK, "the", "give", "them", "money", "to", "read", "book", "theme"]
+CONTEXT_TEXTS = ["read the book", "give them money", "give the book to them", "read the theme", "the money", "the book"]
+
+
+def test_a_misspelt_word_is_read_as_the_candidate_its_neighbours_fit_best():
+    vocab = Vocabulary(CONTEXT_WORDS)
+    reading = vocab.reading(True, WordPairs.count(vocab, CONTEXT_TEXTS))
+    assert reading.read_as("give thme money", 8) == {"thme": "them"}, "'give them' is a pair the texts hold; 'give the' is not"
+    assert reading.read_as("read thme book", 8) == {"thme": "the"}
+    assert vocab.reading(True).read_as("give thme money", 8) == {"thme": "the"}, "without context: the most frequent word"
+
+
+def test_with_no_neighbour_known_the_context_corrector_takes_the_most_frequent_word():
+    vocab = Vocabulary(CONTEXT_WORDS)
+    reading = vocab.reading(True, WordPairs.count(vocab, CONTEXT_TEXTS))
+    assert reading.correct("thme", None, None) == vocab.index["the"]
+    assert reading.read_as("xyzzy thme qwerty", 8) == {"thme": "the"}, "unknown neighbours say nothing"
+    assert reading.correct("thme", EDGE, EDGE) == vocab.index["the"], "a question's start and end: 'the' starts one text"
+
+
+def test_word_pairs_count_each_text_once_with_its_start_and_end():
+    vocab = Vocabulary(CONTEXT_WORDS)
+    pairs = WordPairs.count(vocab, CONTEXT_TEXTS)
+    assert pairs.words[EDGE] == len(CONTEXT_TEXTS)
+    assert pairs.words[vocab.index["the"]] == 5
+    ids = vocab.index
+    assert pairs._pair(np.array([ids["give"], EDGE, ids["book"]]), np.array([ids["them"], ids["the"], EDGE])).tolist() == [1, 2, 2]
+
+
 def test_without_spelling_a_misspelt_word_reads_as_pieces_and_with_it_as_the_word():
     plain = Vocabulary(WORDS, buckets=100)
     reading = plain.reading(True)
@@ -57,8 +88,9 @@ def spelling_model(pairs_slice, tmp_path_factory):
 
 
 def test_a_model_trained_with_a_teacher_reads_misspelt_words_as_the_words_meant(spelling_model):
-    encoder, _ = spelling_model
-    assert encoder.manifest["spelling"] == SPELLING_NAME
+    encoder, folder = spelling_model
+    assert encoder.manifest["spelling"] == SPELLING_IN_CONTEXT_NAME
+    assert (folder / encoder.manifest["word_pairs"]["file"]).is_file()
     misspelt, right = encoder.encode(["How do I lern englsh?", "How do I learn english?"])
     assert float(misspelt @ right) == pytest.approx(1.0, abs=1e-6)
 
@@ -89,6 +121,39 @@ def test_a_model_naming_an_unknown_spelling_correction_is_a_clear_error(spelling
     (copy / "model.json").write_text(json.dumps(manifest))
     with pytest.raises(QsearchError, match="does not know; upgrade qsearch"):
         Encoder.load(copy)
+
+
+def test_a_model_that_corrects_by_context_without_its_word_pairs_is_a_clear_error(spelling_model, tmp_path):
+    import json
+    import shutil
+
+    _, folder = spelling_model
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    (copy / "word_pairs.npz").write_bytes(b"not numpy")
+    with pytest.raises(QsearchError, match="cannot read the word-pair counts"):
+        Encoder.load(copy)
+    (copy / "word_pairs.npz").unlink()
+    with pytest.raises(QsearchError, match="cannot read the word-pair counts"):
+        Encoder.load(copy)
+    manifest = json.loads((copy / "model.json").read_text())
+    del manifest["word_pairs"]
+    (copy / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(QsearchError, match="word-pair counts are missing"):
+        Encoder.load(copy)
+
+
+def test_a_model_of_the_word_alone_corrector_still_reads_as_it_did():
+    encoder = Encoder.load()
+    manifest = {k: v for k, v in encoder.manifest.items() if k != "word_pairs"}
+    alone = Encoder({**manifest, "spelling": SPELLING_NAME}, encoder.vocab, encoder.weights, encoder.lexicon)
+    assert alone.read_as("Is it good to eat eggs evry day?") == {"evry": "very"}, "the most frequent word one edit away"
+
+
+def test_the_bundled_model_reads_a_misspelt_word_by_its_neighbours():
+    encoder = Encoder.load()
+    assert encoder.read_as("Is it good to eat eggs evry day?") == {"evry": "every"}
+    assert encoder.read_as("How do I tell if a girl liks me?") == {"liks": "likes"}
 
 
 def test_the_bundled_model_reads_a_misspelt_question_as_the_question_meant():
