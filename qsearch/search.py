@@ -137,8 +137,11 @@ def _writer_lock(root: Path):
 
 def _same_model(encoder: Encoder, own: Encoder, manifest: dict) -> bool:
     """Whether ``encoder`` is the model an index was built with (``own``, its copy): the same
-    width, vocabulary and weights. Retrained models share the first two and give other vectors."""
+    width, vocabulary, reading of unknown words and weights. Retrained models share the first
+    two and give other vectors; another spelling correction reads some questions otherwise."""
     if encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]:
+        return False
+    if encoder.manifest.get("spelling") != own.manifest.get("spelling"):
         return False
     return encoder.weights.keys() == own.weights.keys() and all(np.array_equal(encoder.weights[k], own.weights[k]) for k in own.weights)
 

@@ -99,6 +99,18 @@ def test_a_retrained_model_with_the_same_vocabulary_is_told_apart_from_the_index
     SearchEngine.open(tmp_path / "idx", Encoder.load(tiny_model)).close()
 
 
+def test_the_same_weights_with_another_spelling_correction_are_told_apart_from_the_index_s_own(tmp_path, corpus_questions):
+    from qsearch.text import SPELLING_NAME
+
+    bundled = Encoder.load()
+    SearchEngine.build(corpus_questions[:20], bundled, tmp_path / "idx").close()
+    manifest = {k: v for k, v in bundled.manifest.items() if k != "word_pairs"}
+    Encoder({**manifest, "spelling": SPELLING_NAME}, bundled.vocab, bundled.weights, bundled.lexicon).save(tmp_path / "alone")
+    with pytest.raises(QsearchError, match="built with another model"):
+        SearchEngine.open(tmp_path / "idx", Encoder.load(tmp_path / "alone"))
+    SearchEngine.open(tmp_path / "idx", Encoder.load()).close()
+
+
 def test_a_vector_file_from_another_build_is_rebuilt_from_the_store(tmp_path, caplog):
     a = SearchEngine.build(["How old are you?", "What is love?", "Why?"], path=tmp_path / "a")
     b = SearchEngine.build(["How old are you?"], path=tmp_path / "b")
