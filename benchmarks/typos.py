@@ -2,8 +2,9 @@
 
 A word of running text (validation questions of the bundled pairs, so frequent words come up as
 often as users type them) gets one random edit of each kind: a letter deleted, two neighbours
-swapped, one replaced or one inserted (Norvig's four). The model's reading of the misspelt token
-is then one of: the word meant; another known word (the typo is one edit from a more frequent
+swapped, one replaced or one inserted (Norvig's four). The question is then read with the typo
+in its place, so a corrector that looks at the neighbours has them. The model's reading of the
+misspelt token is then one of: the word meant; another known word (the typo is one edit from a more frequent
 word too); hashed pieces (nothing known is one edit away, or the word is too short or not
 ASCII); or, before any correction, a known word already (the typo spells another word, "form"
 for "from", which no corrector of unknown words can see). Prints the shares by kind and by the
@@ -51,11 +52,12 @@ def misspell(word: str, kind: str, rng: random.Random) -> str | None:
     return word[:i] + rng.choice(string.ascii_lowercase) + word[i:]
 
 
-def outcome(encoder: Encoder, word: str, typo: str) -> str:
-    """What the model reads ``typo`` (meant as ``word``) as."""
+def outcome(encoder: Encoder, tokens: list[str], n: int, typo: str) -> str:
+    """What the model reads ``typo`` as in place of token ``n`` of a question's ``tokens``."""
     if typo in encoder.vocab.index:
         return "typo spells a known word"
-    read = encoder.read_as(typo).get(typo)
+    word = tokens[n]
+    read = encoder.read_as(" ".join([*tokens[:n], typo, *tokens[n + 1 :]])).get(typo)
     if read is None:
         return "pieces"
     return "the word meant" if read == word else "another known word"
@@ -72,19 +74,23 @@ def main() -> None:
     if not encoder.vocab.spelling:
         sys.exit(f"{args.model or 'the bundled model'} reads every word as written: it has no spelling correction to measure")
     validation = split_pairs(load_pairs(DEFAULT_PAIRS).frame)["validation"]
-    running = [t for q in validation["question1"].tolist() + validation["question2"].tolist() for t in tokenize(q)]
-    words = [t for t in running if len(t) >= MIN_CORRECTED and t.isascii() and t.isalpha() and t in encoder.vocab.index]
+    questions = [tokenize(q)[: encoder.max_len] for q in validation["question1"].tolist() + validation["question2"].tolist()]
+    spots = [
+        (tokens, n) for tokens in questions for n, t in enumerate(tokens)
+        if len(t) >= MIN_CORRECTED and t.isascii() and t.isalpha() and t in encoder.vocab.index
+    ]
     rng = random.Random(args.seed)
-    drawn = [rng.choice(words) for _ in range(args.words)]
+    drawn = [rng.choice(spots) for _ in range(args.words)]
 
     counts: dict[str, Counter] = {}
-    for word in drawn:
+    for tokens, n in drawn:
+        word = tokens[n]
         band = next(f"{lo}-{hi}" if hi < 99 else f"{lo}+" for lo, hi in BANDS if lo <= len(word) <= hi)
         for kind in KINDS:
             typo = misspell(word, kind, rng)
             if typo is None or typo == word:
                 continue
-            got = outcome(encoder, word, typo)
+            got = outcome(encoder, tokens, n, typo)
             for key in (kind, f"{band} letters", "all"):
                 counts.setdefault(key, Counter())[got] += 1
 
