@@ -71,6 +71,17 @@ def test_word_pairs_count_each_text_once_with_its_start_and_end():
     assert pairs._pair(np.array([ids["give"], EDGE, ids["book"]]), np.array([ids["them"], ids["the"], EDGE])).tolist() == [1, 2, 2]
 
 
+def test_word_pairs_of_no_texts_leave_the_choice_to_frequency():
+    vocab = Vocabulary(CONTEXT_WORDS)
+    reading = vocab.reading(True, WordPairs.count(vocab, []))
+    assert reading.read_as("give thme money", 8) == {"thme": "the"}
+
+
+def test_damaged_word_pair_counts_are_a_clear_error():
+    with pytest.raises(QsearchError, match="damaged"):
+        WordPairs(np.zeros(3), np.array([5, 2]), np.array([1, 1]))
+
+
 def test_without_spelling_a_misspelt_word_reads_as_pieces_and_with_it_as_the_word():
     plain = Vocabulary(WORDS, buckets=100)
     reading = plain.reading(True)
