@@ -113,9 +113,10 @@ class Vocabulary:
         one replaced or inserted: Norvig's candidates), lowest id (most frequent) first: training
         words come by count, the general list by its rank.
 
-        Empty for a word of fewer than ``MIN_CORRECTED`` letters or one not all ASCII letters: a
-        misspelt word then reads as the row that starts from the teacher's vector of the word
-        meant, not as hashed pieces, but names and non-Latin words are left to their pieces.
+        Empty for a word of fewer than ``MIN_CORRECTED`` letters or not all ASCII letters, so
+        names and non-Latin words are left to their pieces. A misspelt word read as a known word
+        takes that word's row, which starts from the teacher's vector of it, instead of pieces
+        that training taught only roughly.
         """
         found = self._near.get(token)
         if found is None:
@@ -164,7 +165,7 @@ class Vocabulary:
     @cached_property
     def _longest_word(self) -> int:
         """Letters in the longest known ASCII word: a longer token by two or more is no edit
-        from any, so ``correct`` skips it rather than build its edits (quadratic in length)."""
+        from any, so ``near`` skips it rather than build its edits (quadratic in length)."""
         return max((len(t) for t in self.tokens if t.isascii() and t.isalpha()), default=0)
 
     def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
