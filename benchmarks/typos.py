@@ -6,9 +6,9 @@ swapped, one replaced or one inserted (Norvig's four). The question is then read
 in its place, so a corrector that looks at the neighbours has them. The model's reading of the
 misspelt token is then one of: the word meant; another known word (the typo is one edit from
 another word too, and the corrector took that one); hashed pieces (nothing known is one edit
-away, or the word is too short or not ASCII); or, before any correction, a known word already (the typo spells another word, "form"
-for "from", which no corrector of unknown words can see). Prints the shares by kind and by the
-word's length, and writes results/typos.json.
+away, or the word is too short or not ASCII); or, before any correction, a known word
+already (the typo spells another word, "form" for "from", which no corrector of unknown words
+can see). Prints the shares by kind and by the word's length, and writes results/typos.json.
 
     python benchmarks/typos.py
     python benchmarks/typos.py --model models/mine --words 4000
