@@ -135,15 +135,18 @@ def _writer_lock(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _same_model(encoder: Encoder, own: Encoder, manifest: dict) -> bool:
-    """Whether ``encoder`` is the model an index was built with (``own``, its copy): the same
-    width, vocabulary, reading of unknown words and weights. Retrained models share the first
-    two and give other vectors; another spelling correction reads some questions otherwise."""
+def _model_difference(encoder: Encoder, own: Encoder, manifest: dict) -> str | None:
+    """How ``encoder`` differs from the model an index was built with (``own``, its copy), or
+    None when it is the same: width, vocabulary, reading of unknown words and weights.
+    Retrained models share the first two and give other vectors; another spelling correction
+    reads some questions otherwise."""
     if encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]:
-        return False
+        return f"dim {manifest['dim']}, vocabulary {manifest['vocab_sha256'][:12]}"
     if encoder.manifest.get("spelling") != own.manifest.get("spelling"):
-        return False
-    return encoder.weights.keys() == own.weights.keys() and all(np.array_equal(encoder.weights[k], own.weights[k]) for k in own.weights)
+        return f"the same weights, reading unknown words with {own.manifest.get('spelling') or 'no spelling correction'}"
+    if encoder.weights.keys() != own.weights.keys() or not all(np.array_equal(encoder.weights[k], own.weights[k]) for k in own.weights):
+        return f"dim {manifest['dim']}, vocabulary {manifest['vocab_sha256'][:12]}, other weights"
+    return None
 
 
 def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
@@ -327,10 +330,11 @@ class SearchEngine:
             _refuse_format_1(root, gen)  # an index from an older qsearch: say how to upgrade it
             raise
         own = Encoder.load(gen / "model")
-        if encoder is not None and not _same_model(encoder, own, manifest):
+        difference = _model_difference(encoder, own, manifest) if encoder is not None else None
+        if difference is not None:
             raise QsearchError(
-                f"the index at {root} was built with another model (dim {manifest['dim']}, vocabulary "
-                f"{manifest['vocab_sha256'][:12]}); rebuild it with `qsearch build-index --model YOUR_MODEL --index {root}`"
+                f"the index at {root} was built with another model ({difference}); "
+                f"rebuild it with `qsearch build-index --model YOUR_MODEL --index {root}`"
             )
         if own.manifest["vocab_sha256"] != manifest["vocab_sha256"] or own.dim != manifest["dim"]:
             raise QsearchError(f"the model inside {gen} does not match its index; {_BUILD_HINT}")

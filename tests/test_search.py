@@ -106,7 +106,7 @@ def test_the_same_weights_with_another_spelling_correction_are_told_apart_from_t
     SearchEngine.build(corpus_questions[:20], bundled, tmp_path / "idx").close()
     manifest = {k: v for k, v in bundled.manifest.items() if k != "word_pairs"}
     Encoder({**manifest, "spelling": SPELLING_NAME}, bundled.vocab, bundled.weights, bundled.lexicon).save(tmp_path / "alone")
-    with pytest.raises(QsearchError, match="built with another model"):
+    with pytest.raises(QsearchError, match="built with another model \\(the same weights, reading unknown words with unknown-ascii-word-to-known"):
         SearchEngine.open(tmp_path / "idx", Encoder.load(tmp_path / "alone"))
     SearchEngine.open(tmp_path / "idx", Encoder.load()).close()
 
