@@ -142,16 +142,14 @@ class Vocabulary:
     def read_as(self, text: str, max_len: int) -> dict[str, str]:
         """The words of ``text`` (its first ``max_len`` tokens) that are read as another known
         word, each with that word: what spelling correction changed, so that a user can see it
-        (a name read as a common word, say). Empty without spelling correction."""
+        (a name read as a common word, say). Empty without spelling correction. Taken from
+        ``ids``, so what is shown is what the model reads."""
         if not self.spelling:
             return {}
         out = {}
-        tokens = tokenize(text)
-        for n, t in enumerate(tokens[:max_len]):
-            if t not in self.index:
-                found = self.pieces(t, *self._neighbours(tokens, n))
-                if len(found) == 1 and 1 < found[0] < len(self.tokens):
-                    out[t] = self.tokens[found[0]]
+        for t, found in zip(tokenize(text), self.ids(text, max_len)):
+            if t not in self.index and len(found) == 1 and 1 < found[0] < len(self.tokens):
+                out[t] = self.tokens[found[0]]
         return out
 
     def _neighbours(self, tokens: list[str], n: int) -> tuple[int | None, int | None]:

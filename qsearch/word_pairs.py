@@ -67,7 +67,7 @@ class WordPairs:
         at = np.minimum(np.searchsorted(self.keys, wanted), max(len(self.keys) - 1, 0))
         return np.where(self.keys[at] == wanted, self.counts[at], 0) if len(self.keys) else np.zeros_like(wanted)
 
-    def _unigram(self, ids: np.ndarray) -> np.ndarray:
+    def _unigram(self, ids: np.ndarray | int) -> np.ndarray:
         return (self.words[ids] + 0.5) / self._total
 
     def best(self, candidates: tuple[int, ...], before: int | None, after: int | None) -> int:
@@ -86,7 +86,7 @@ class WordPairs:
         if after is not None:
             seen = self.words[ids]
             bigram = np.divide(self._pair(ids, np.full_like(ids, after)), seen, out=np.zeros(len(ids)), where=seen > 0)
-            score += np.log(LAMBDA * bigram + (1 - LAMBDA) * self._unigram(np.array([after]))[0])
+            score += np.log(LAMBDA * bigram + (1 - LAMBDA) * self._unigram(after))
         return int(ids[int(np.argmax(score))])  # argmax takes the first of equals: candidates come lowest id first
 
     def save(self, folder: Path) -> dict:
@@ -105,4 +105,3 @@ class WordPairs:
         if words.shape != (len(vocab.tokens),):
             raise QsearchError("the model's word-pair counts do not match its vocabulary; retrain the model")
         return cls(words, keys, counts)
-
