@@ -28,7 +28,7 @@ import torch
 from qsearch import checkpoint as ckpt
 from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.augment import augment, teacher_copies, word_neighbours
-from qsearch.config import DISTILL_KINDS, MAX_NEIGHBOURS, SELECT_BY, TrainConfig
+from qsearch.config import DISTILL_KINDS, MAX_NEIGHBOURS, SELECT_BY, ModelConfig, TrainConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.detail import detail_copies
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
@@ -321,6 +321,90 @@ class _State:
     history: list = field(default_factory=list)
 
 
+def _teacher_rows(
+    config: TrainConfig, data: _Data, lexicon: Lexicon, teacher: Teacher, max_len: int, cache_dir: Path | None,
+    log: Callable[[str], None], progress: Callable | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The teacher's vectors of every row the student distils, in ``data``'s order (the
+    questions, then, as ``config`` asks, changed copies, single words and detail copies), and
+    of the vocabulary's words (None when nothing needs them). On the way the teacher's near
+    pairs in other words (silver) and the detail pairs join ``data``'s duplicates."""
+    vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
+    if config.silver_cosine:
+        added = _add_silver_pairs(data, vectors, lexicon, config.silver_cosine, config.silver_weight)
+        log(
+            f"silver pairs: {added} of the teacher's near pairs in other words (cosine >= {config.silver_cosine:g}) "
+            f"join the duplicates, at weight {config.silver_weight:g}"
+        )
+    words = None
+    if config.word_init or config.teacher_copies or config.distill_words:
+        words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
+    if config.teacher_copies:
+        near = word_neighbours(data.vocab.tokens[2:NEIGHBOUR_WORDS], words[: NEIGHBOUR_WORDS - 2])
+        copies = teacher_copies(data.questions, config.teacher_copies, near, np.random.default_rng(config.seed + 1))
+        data.extra += copies
+        data.ids.update((c, data.vocab.ids(c, max_len)) for c in copies)
+        vectors = np.concatenate([vectors, cached_encode(teacher, copies, "copies", cache_dir, log, progress)])
+    if config.distill_words:
+        pick = np.sort(np.random.default_rng(config.seed + 2).choice(len(words), int(config.distill_words * len(words)), replace=False))
+        alone = [data.vocab.tokens[2 + n] for n in pick]
+        data.extra += alone
+        data.ids.update((w, data.vocab.ids(w, max_len)) for w in alone)
+        vectors = np.concatenate([vectors, words[pick]])
+    if config.detail_pairs:
+        detail = _add_detail_pairs(data, config.detail_pairs, max_len, np.random.default_rng(config.seed + 7))
+        log(f"detail pairs: {len(detail)} questions with a statement of another question before them join the duplicates")
+        if detail:
+            vectors = np.concatenate([vectors, cached_encode(teacher, detail, "detail copies", cache_dir, log, progress)])
+    return vectors, words
+
+
+def _objectives(
+    config: TrainConfig, data: _Data, model: LSTMEncoder, vectors: torch.Tensor | None, rng: np.random.Generator, device
+) -> tuple[list, list, torch.nn.Module | None, MinedNegatives | None]:
+    """Each stage's weighted objectives (the triplet stage's, the distillation stage's), the
+    projection head to train beside the student (dropped after training) and the mined
+    negatives to refresh each epoch, if any. ``vectors``: the teacher's rows, or None."""
+    objectives: list = [(1.0, Triplet(config.margin))]
+    if data.negatives:
+        objectives.append((1.0, Ranking(model, data.negatives, config.margin, rng, device)))
+    distill_objectives: list = []
+    head = None
+    if vectors is not None:
+        if config.distill == "projection":
+            distiller = ProjectionDistillation(vectors, model.config.dim)
+            head = distiller.head
+        else:
+            distiller = SimilarityDistillation(vectors)
+        distill_objectives = [(1.0, distiller)]
+        if config.distill_weight:
+            objectives.append((config.distill_weight, distiller))
+        if config.similarity_weight:
+            objectives.append((config.similarity_weight, SimilarityDistillation(vectors)))
+    mined = None
+    if config.mined_weight:
+        mined = MinedNegatives(model, [data.ids[q] for q in data.questions], data.pairs, config.margin, rng, vectors, device=device)
+        objectives.append((config.mined_weight, mined))
+    if config.memory_weight and vectors is not None:  # screened by the teacher, like the silver and detail pairs: the triplet-only recipe stays as it was
+        objectives.append((config.memory_weight, MemoryNegatives(config.margin, vectors)))
+    return objectives, distill_objectives, head, mined
+
+
+def _manifest(mcfg: ModelConfig, vocab: Vocabulary) -> dict:
+    """A new model's manifest: its format, shape and reading; training adds the rest."""
+    return {
+        "format": "qsearch-model",
+        "format_version": MODEL_FORMAT_VERSION,
+        "name": "qsearch-lstm",
+        "model": mcfg.to_dict(),
+        "tokenizer": TOKENIZER_NAME,
+        "pieces": PIECES_NAME,
+        "vocab_size": len(vocab),
+        "vocab_sha256": vocab.sha256,
+        "threshold": 0.5,
+    }
+
+
 def train(
     config: TrainConfig,
     log: Callable[[str], None] = print,
@@ -358,74 +442,18 @@ def train(
     mcfg = replace(config.model, vocab_size=len(data.vocab))
     model = LSTMEncoder(mcfg).to(device)
     teacher_info: dict = {"name": None}
-    objectives = [(1.0, Triplet(config.margin))]
-    if data.negatives:
-        objectives.append((1.0, Ranking(model, data.negatives, config.margin, rng, device)))
-    distill_objectives: list = []
-    head = None
+    vectors = words = None
     if teacher is not None:
         t0 = time.perf_counter()
-        vectors = cached_encode(teacher, data.questions, "questions", cache_dir, log, progress)
-        if config.silver_cosine:
-            added = _add_silver_pairs(data, vectors, lexicon, config.silver_cosine, config.silver_weight)
-            log(
-                f"silver pairs: {added} of the teacher's near pairs in other words (cosine >= {config.silver_cosine:g}) "
-                f"join the duplicates, at weight {config.silver_weight:g}"
-            )
-        if config.word_init or config.teacher_copies or config.distill_words:
-            words = cached_encode(teacher, data.vocab.tokens[2:], "words", cache_dir, log, progress)
-        if config.word_init:
-            init = initial_embeddings(data.vocab, words, mcfg.embed_dim, rng)
-            model.embedding.weight.data.copy_(torch.from_numpy(init))
-        if config.teacher_copies:
-            near = word_neighbours(data.vocab.tokens[2:NEIGHBOUR_WORDS], words[: NEIGHBOUR_WORDS - 2])
-            copies = teacher_copies(data.questions, config.teacher_copies, near, np.random.default_rng(config.seed + 1))
-            data.extra += copies
-            data.ids.update((c, data.vocab.ids(c, mcfg.max_len)) for c in copies)
-            vectors = np.concatenate([vectors, cached_encode(teacher, copies, "copies", cache_dir, log, progress)])
-        if config.distill_words:
-            pick = np.sort(np.random.default_rng(config.seed + 2).choice(len(words), int(config.distill_words * len(words)), replace=False))
-            alone = [data.vocab.tokens[2 + n] for n in pick]
-            data.extra += alone
-            data.ids.update((w, data.vocab.ids(w, mcfg.max_len)) for w in alone)
-            vectors = np.concatenate([vectors, words[pick]])
-        if config.detail_pairs:
-            detail = _add_detail_pairs(data, config.detail_pairs, mcfg.max_len, np.random.default_rng(config.seed + 7))
-            log(f"detail pairs: {len(detail)} questions with a statement of another question before them join the duplicates")
-            if detail:
-                vectors = np.concatenate([vectors, cached_encode(teacher, detail, "detail copies", cache_dir, log, progress)])
-        vectors = torch.from_numpy(vectors).to(device)
+        vectors, words = _teacher_rows(config, data, lexicon, teacher, mcfg.max_len, cache_dir, log, progress)
         teacher_info = {"name": teacher_name(teacher), "dim": int(vectors.shape[1]), "seconds": round(time.perf_counter() - t0, 1)}
-        if config.distill == "projection":
-            distiller = ProjectionDistillation(vectors, mcfg.dim)
-            head = distiller.head
-        else:
-            distiller = SimilarityDistillation(vectors)
-        distill_objectives = [(1.0, distiller)]
-        if config.distill_weight:
-            objectives.append((config.distill_weight, distiller))
-        if config.similarity_weight:
-            objectives.append((config.similarity_weight, SimilarityDistillation(vectors)))
-    mined = None
-    if config.mined_weight:
-        teacher_rows = vectors if teacher is not None else None
-        mined = MinedNegatives(model, [data.ids[q] for q in data.questions], data.pairs, config.margin, rng, teacher_rows, device=device)
-        objectives.append((config.mined_weight, mined))
-    if config.memory_weight and teacher is not None:  # screened by the teacher, like the silver and detail pairs: the triplet-only recipe stays as it was
-        objectives.append((config.memory_weight, MemoryNegatives(config.margin, vectors)))
+        if config.word_init:
+            model.embedding.weight.data.copy_(torch.from_numpy(initial_embeddings(data.vocab, words, mcfg.embed_dim, rng)))
+        vectors = torch.from_numpy(vectors).to(device)
+    objectives, distill_objectives, head, mined = _objectives(config, data, model, vectors, rng, device)
     if config.freeze_embeddings:
         model.embedding.weight.requires_grad_(False)
-    manifest = {
-        "format": "qsearch-model",
-        "format_version": MODEL_FORMAT_VERSION,
-        "name": "qsearch-lstm",
-        "model": mcfg.to_dict(),
-        "tokenizer": TOKENIZER_NAME,
-        "pieces": PIECES_NAME,
-        "vocab_size": len(data.vocab),
-        "vocab_sha256": data.vocab.sha256,
-        "threshold": 0.5,
-    }
+    manifest = _manifest(mcfg, data.vocab)
     state = _State()
     if saved is not None:
         state = _State(**saved["state"])
@@ -490,23 +518,9 @@ def train(
                 })
             if state.stopped:
                 break
-    weights = state.best_weights
-    if teacher is not None and config.map_power:
-        weights = _with_output_map(manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), config.map_power, config.map_neighbours)
-        log(
-            f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g}"
-            + (f", on differences to each one's {config.map_neighbours} nearest)" if config.map_neighbours else ")")
-        )
-    if teacher is not None and config.pair_map_power:
-        weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
-    vocab = data.vocab
-    if teacher is not None and config.spelling:  # after the maps, which are fitted on the texts as training read them
-        manifest["spelling"] = SPELLING_IN_CONTEXT_NAME
-        vocab = vocab.reading(False, WordPairs.count(vocab, data.questions))
-        log(
-            "spelling: the finished model reads an unknown word one edit from known words as the one that fits "
-            f"between its neighbours best ({len(vocab.context.keys)} word pairs of the training texts)"
-        )
+    weights, vocab = state.best_weights, data.vocab
+    if teacher is not None:
+        weights, vocab = _after_training(config, manifest, data, weights, vectors[: len(data.questions)].cpu().numpy(), log)
     manifest["training"] = {
         **{k: v for k, v in asdict(config).items() if k not in ("data", "corpus", "model")},
         "teacher": teacher_info,
@@ -523,6 +537,32 @@ def train(
         "history": state.history,
     }
     return Encoder(manifest, vocab, weights, lexicon)
+
+
+def _after_training(
+    config: TrainConfig, manifest: dict, data: _Data, weights: dict, teacher_vectors: np.ndarray, log: Callable[[str], None]
+) -> tuple[dict, Vocabulary]:
+    """What a teacher-trained model gets once its epoch is kept, as ``config`` asks: the output
+    map onto the teacher's vectors of the questions, the pair map behind it, and the spelling
+    correction with its word pairs (after the maps, which are fitted on the texts as training
+    read them). Returns the weights and the vocabulary the model reads with."""
+    if config.map_power:
+        weights = _with_output_map(manifest, data, weights, teacher_vectors, config.map_power, config.map_neighbours)
+        log(
+            f"output map fitted onto the teacher's vectors of {len(data.questions)} questions (power {config.map_power:g}"
+            + (f", on differences to each one's {config.map_neighbours} nearest)" if config.map_neighbours else ")")
+        )
+    if config.pair_map_power:
+        weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
+    vocab = data.vocab
+    if config.spelling:
+        manifest["spelling"] = SPELLING_IN_CONTEXT_NAME
+        vocab = vocab.reading(False, WordPairs.count(vocab, data.questions))
+        log(
+            "spelling: the finished model reads an unknown word one edit from known words as the one that fits "
+            f"between its neighbours best ({len(vocab.context.keys)} word pairs of the training texts)"
+        )
+    return weights, vocab
 
 
 def _as_saved(manifest: dict, data: _Data, weights: dict) -> Encoder:
