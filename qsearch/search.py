@@ -142,10 +142,10 @@ def _model_difference(encoder: Encoder, own: Encoder, manifest: dict) -> str | N
     reads some questions otherwise."""
     if encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]:
         return f"dim {manifest['dim']}, vocabulary {manifest['vocab_sha256'][:12]}"
-    if encoder.manifest.get("spelling") != own.manifest.get("spelling"):
-        return f"the same weights, reading unknown words with {own.manifest.get('spelling') or 'no spelling correction'}"
     if encoder.weights.keys() != own.weights.keys() or not all(np.array_equal(encoder.weights[k], own.weights[k]) for k in own.weights):
         return f"dim {manifest['dim']}, vocabulary {manifest['vocab_sha256'][:12]}, other weights"
+    if encoder.manifest.get("spelling") != own.manifest.get("spelling"):
+        return f"the same weights, reading unknown words with {own.manifest.get('spelling') or 'no spelling correction'}"
     return None
 
 

@@ -111,6 +111,18 @@ def test_the_same_weights_with_another_spelling_correction_are_told_apart_from_t
     SearchEngine.open(tmp_path / "idx", Encoder.load()).close()
 
 
+def test_other_weights_with_another_spelling_correction_are_named_as_other_weights(tmp_path, corpus_questions):
+    from qsearch.text import SPELLING_NAME
+
+    bundled = Encoder.load()
+    SearchEngine.build(corpus_questions[:20], bundled, tmp_path / "idx").close()
+    manifest = {k: v for k, v in bundled.manifest.items() if k != "word_pairs"}
+    weights = {k: (v * 0.5 if v.dtype.kind == "f" else v) for k, v in bundled.weights.items()}
+    Encoder({**manifest, "spelling": SPELLING_NAME}, bundled.vocab, weights, bundled.lexicon).save(tmp_path / "other")
+    with pytest.raises(QsearchError, match="built with another model \\(dim .*, other weights\\)"):
+        SearchEngine.open(tmp_path / "idx", Encoder.load(tmp_path / "other"))
+
+
 def test_a_vector_file_from_another_build_is_rebuilt_from_the_store(tmp_path, caplog):
     a = SearchEngine.build(["How old are you?", "What is love?", "Why?"], path=tmp_path / "a")
     b = SearchEngine.build(["How old are you?"], path=tmp_path / "b")
