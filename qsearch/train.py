@@ -442,7 +442,7 @@ def train(
     mcfg = replace(config.model, vocab_size=len(data.vocab))
     model = LSTMEncoder(mcfg).to(device)
     teacher_info: dict = {"name": None}
-    vectors = words = None
+    vectors = None
     if teacher is not None:
         t0 = time.perf_counter()
         vectors, words = _teacher_rows(config, data, lexicon, teacher, mcfg.max_len, cache_dir, log, progress)
