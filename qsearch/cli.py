@@ -175,7 +175,9 @@ def train(
     spelling: bool = typer.Option(
         _T.spelling, "--spelling/--no-spelling", help="With a teacher: the finished model reads a word it does not know "
         "(ASCII letters, 3 or more) as a known word one edit away (\"pyhton\" as \"python\"), instead of as hashed "
-        "pieces: the one its neighbours fit best by the training texts' word pairs. Training reads every text as written."
+        "pieces: the one its neighbours fit best by the training texts' word pairs. A known word is read as another one "
+        "edit away only where its neighbours fit that one far better (a noisy channel: \"lean python\" as \"learn python\"). "
+        "Training reads every text as written."
     ),
     select: str = typer.Option(_T.select, help="Which triplet epoch is kept: the best on validation 'recall@1' (search) or 'roc_auc' (pairs)."),
     batch_size: int = typer.Option(_T.batch_size, min=2, help="Duplicate pairs per batch (more in-batch negatives)."),

@@ -11,7 +11,9 @@ kept apart: ``encode`` gives the vectors search ranks by, ``to_verdict`` carries
 space whose cosines decide "duplicate" (format 3 folded it into the first, one space for both).
 From format 5 a model may name a spelling correction in its manifest (``"spelling"``): an
 unknown word one edit from a known one is then read as that word (``qsearch.text``), chosen by
-its neighbours when the folder holds the training texts' word pairs (``qsearch.word_pairs``).
+its neighbours when the folder holds the training texts' word pairs (``qsearch.word_pairs``),
+and, with the noisy channel's table beside them, a known word is read as another one edit
+away where its neighbours fit that one far better (a typo that spells a word).
 The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
@@ -32,7 +34,7 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
 from qsearch.pair_map import PAIR_WEIGHT
 from qsearch.paths import DEFAULT_MODEL
-from qsearch.text import SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, Vocabulary
+from qsearch.text import REAL_WORD_PRIOR, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, Vocabulary
 from qsearch.word_pairs import WordPairs
 
 MODEL_FORMAT_VERSION = 5  # 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
@@ -89,11 +91,15 @@ class Encoder:
     def __init__(self, manifest: dict, vocab: Vocabulary, weights: dict[str, np.ndarray], lexicon: Lexicon | None = None):
         self.manifest = manifest
         spelling = manifest.get("spelling")
-        if spelling not in (None, SPELLING_NAME, SPELLING_IN_CONTEXT_NAME):
+        if spelling not in (None, SPELLING_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_REAL_WORDS_NAME):
             raise QsearchError(f"the model reads words with {spelling!r}, which this qsearch does not know; upgrade qsearch")
-        if spelling == SPELLING_IN_CONTEXT_NAME and vocab.context is None:
+        in_context = spelling in (SPELLING_IN_CONTEXT_NAME, SPELLING_REAL_WORDS_NAME)
+        if in_context and vocab.context is None:
             raise QsearchError("the model corrects spelling by context but its word-pair counts are missing; retrain or restore the model")
-        self.vocab = vocab.reading(spelling is not None, vocab.context if spelling == SPELLING_IN_CONTEXT_NAME else None)
+        real_words = REAL_WORD_PRIOR if spelling == SPELLING_REAL_WORDS_NAME else 0.0
+        if real_words and vocab.context.near_starts is None:
+            raise QsearchError("the model checks known words by the noisy channel but its table of words one edit apart is missing; retrain or restore the model")
+        self.vocab = vocab.reading(spelling is not None, vocab.context if in_context else None, real_words)
         self.weights = weights
         self.lexicon = lexicon
         cfg = ModelConfig.from_dict(manifest["model"])
@@ -213,7 +219,7 @@ class Encoder:
 
     def token_ids(self, texts: list[str]) -> list[list[tuple[int, ...]]]:
         """Piece ids per token of each text, as the model reads them."""
-        return [self.vocab.ids(t, self.max_len) for t in texts]
+        return self.vocab.ids_of(texts, self.max_len)
 
     def encode(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         """Encode questions into an (n, dim) float32 array of unit rows: the vectors an index

@@ -137,7 +137,7 @@ def _writer_lock(root: Path):
 
 def _model_difference(encoder: Encoder, own: Encoder, manifest: dict) -> str | None:
     """How ``encoder`` differs from the model an index was built with (``own``, its copy), or
-    None when it is the same: width, vocabulary, reading of unknown words and weights.
+    None when it is the same: width, vocabulary, reading of words (spelling) and weights.
     Retrained models share the first two and give other vectors; another spelling correction
     reads some questions otherwise."""
     if encoder.manifest["vocab_sha256"] != manifest["vocab_sha256"] or encoder.dim != manifest["dim"]:
@@ -145,7 +145,7 @@ def _model_difference(encoder: Encoder, own: Encoder, manifest: dict) -> str | N
     if encoder.weights.keys() != own.weights.keys() or not all(np.array_equal(encoder.weights[k], own.weights[k]) for k in own.weights):
         return f"dim {manifest['dim']}, vocabulary {manifest['vocab_sha256'][:12]}, other weights"
     if encoder.manifest.get("spelling") != own.manifest.get("spelling"):
-        return f"the same weights, reading unknown words with {own.manifest.get('spelling') or 'no spelling correction'}"
+        return f"the same weights, reading words with {own.manifest.get('spelling') or 'no spelling correction'}"
     return None
 
 

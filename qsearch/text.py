@@ -14,6 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from qsearch.word_pairs import WordPairs
 
@@ -24,6 +26,8 @@ PIECES_NAME = "known-word-or-crc32(word,char3)-v2"
 MAX_PIECES = 12
 SPELLING_NAME = "unknown-ascii-word-to-most-frequent-known-at-one-edit-v1"
 SPELLING_IN_CONTEXT_NAME = "unknown-ascii-word-to-known-at-one-edit-by-bigram-context-v1"
+SPELLING_REAL_WORDS_NAME = "ascii-word-to-known-at-one-edit-by-bigram-context-and-noisy-channel-v1"
+REAL_WORD_PRIOR = 0.9999  # the noisy channel's chance that a known word is the one meant (benchmarks/training_history.md)
 MIN_CORRECTED = 3  # letters; screened against 4 on the bundled model (benchmarks/training_history.md)
 EDGE = 0  # a question's start or end as a neighbour in the spelling correction's context: <pad>'s id, which no text holds
 
@@ -49,29 +53,38 @@ class Vocabulary:
 
     With ``spelling`` (a finished model's reading, never training's), an unknown word of ASCII
     letters that is one edit from a known word is read as that word first (``correct``); with
-    ``context`` too (the training texts' word pairs), the one its neighbours fit best.
+    ``context`` too (the training texts' word pairs), the one its neighbours fit best; with
+    ``real_words`` as well (the noisy channel's prior, ``REAL_WORD_PRIOR``), a known word is read
+    as another one edit away where its neighbours fit that one far better ("lean python").
     """
 
-    def __init__(self, tokens: list[str], buckets: int = 0, spelling: bool = False, context: WordPairs | None = None):
+    def __init__(
+        self, tokens: list[str], buckets: int = 0, spelling: bool = False, context: WordPairs | None = None, real_words: float = 0.0
+    ):
         if tokens[:2] != [PAD, UNK]:
             raise ValueError("a vocabulary starts with <pad> and <unk>")
         self.tokens = tokens
         self.buckets = buckets
         self.spelling = spelling
         self.context = context
+        self.real_words = real_words
         self.index = {t: i for i, t in enumerate(tokens)}
         self._one = [(i,) for i in range(len(tokens))]  # shared, so a tokenized question is a list of references
         self._unknown: dict[str, tuple[int, ...]] = {}
         self._near: dict[str, tuple[int, ...]] = {}
 
-    def reading(self, spelling: bool, context: WordPairs | None = None) -> "Vocabulary":
+    def reading(self, spelling: bool, context: WordPairs | None = None, real_words: float = 0.0) -> "Vocabulary":
         """This vocabulary, reading unknown words with or without spelling correction (with
-        ``context``: choosing among a typo's candidates by its neighbours): itself when that is
-        how it reads already, else a copy sharing its tables (not its caches)."""
-        if spelling == self.spelling and context is self.context:
+        ``context``: choosing among a typo's candidates by its neighbours; with ``real_words``
+        too, a known word's prior in the noisy channel that checks known words as well): itself
+        when that is how it reads already, else a copy sharing its tables (not its caches)."""
+        real_words = real_words if spelling and context is not None else 0.0
+        if real_words and context.near_starts is None:
+            raise ValueError("the noisy channel needs the word pairs' table of words one edit apart (WordPairs.with_near)")
+        if spelling == self.spelling and context is self.context and real_words == self.real_words:
             return self
         other = copy.copy(self)
-        other.spelling, other.context, other._unknown, other._near = spelling, context, {}, {}
+        other.spelling, other.context, other.real_words, other._unknown, other._near = spelling, context, real_words, {}, {}
         return other
 
     @classmethod
@@ -120,13 +133,16 @@ class Vocabulary:
         """
         found = self._near.get(token)
         if found is None:
-            if not MIN_CORRECTED <= len(token) <= self._longest_word + 1 or not (token.isascii() and token.isalpha()):
-                found = ()
-            else:
-                found = tuple(sorted({i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1}))
+            found = self.known_at_one_edit(token)
             if len(self._near) < 100_000:
                 self._near[token] = found
         return found
+
+    def known_at_one_edit(self, token: str) -> tuple[int, ...]:
+        """``near`` without its cache: for tables built once over the whole vocabulary."""
+        if not MIN_CORRECTED <= len(token) <= self._longest_word + 1 or not (token.isascii() and token.isalpha()):
+            return ()
+        return tuple(sorted({i for c in one_edit(token) if (i := self.index.get(c, 0)) > 1}))
 
     def correct(self, token: str, before: int | None = None, after: int | None = None) -> int | None:
         """The id of the known word ``token`` is read as, or None when ``near`` has none: the
@@ -148,7 +164,7 @@ class Vocabulary:
             return {}
         out = {}
         for t, found in zip(tokenize(text), self.ids(text, max_len)):
-            if t not in self.index and len(found) == 1 and 1 < found[0] < len(self.tokens):
+            if len(found) == 1 and 1 < found[0] < len(self.tokens) and found[0] != self.index.get(t):
                 out[t] = self.tokens[found[0]]
         return out
 
@@ -168,13 +184,48 @@ class Vocabulary:
 
     def ids(self, text: str, max_len: int) -> list[tuple[int, ...]]:
         """One tuple of piece ids per token of ``text``, truncated to ``max_len`` tokens."""
-        get, pieces, one = self.index.get, self.pieces, self._one
-        tokens = tokenize(text)
-        out = []
-        for n, t in enumerate(tokens[:max_len]):
-            i = get(t)
-            out.append(one[i] if i is not None else pieces(t, *self._neighbours(tokens, n)))
+        return self.ids_of([text], max_len)[0]
+
+    def ids_of(self, texts: list[str], max_len: int) -> list[list[tuple[int, ...]]]:
+        """``ids`` of each text; the noisy channel, when this vocabulary reads with one, weighs
+        the known words of all of them in one pass."""
+        get, pieces, one, channel = self.index.get, self.pieces, self._one, bool(self.real_words)
+        out, written, lengths = [], [], []
+        for text in texts:
+            tokens = tokenize(text)
+            ids = []
+            for n, t in enumerate(tokens[:max_len]):
+                i = get(t)
+                ids.append(one[i] if i is not None else pieces(t, *self._neighbours(tokens, n)))
+            out.append(ids)
+            if channel:  # one token past the kept ones: the last kept word's neighbour
+                written.extend([get(t, -1) for t in tokens[: max_len + 1]])
+                lengths.append(min(len(tokens), max_len + 1))
+        if channel and written:
+            self._check_real_words(np.array(written, dtype=np.int64), np.array(lengths, dtype=np.int64), out)
         return out
+
+    def _check_real_words(self, written: np.ndarray, lengths: np.ndarray, out: list[list[tuple[int, ...]]]) -> None:
+        """Replace in ``out`` each known word (as written) that the noisy channel
+        (``WordPairs.read_known``) reads as another known word one edit away: a typo that
+        spells a word ("lean python" for "learn python"). ``written``: every text's token ids
+        (-1: not known) end to end, ``lengths`` tokens each."""
+        text = np.repeat(np.arange(len(lengths)), lengths)
+        first = (np.cumsum(lengths) - lengths)[lengths > 0]
+        position = np.arange(len(written)) - (np.cumsum(lengths) - lengths)[text]
+        before, after = np.roll(written, 1), np.roll(written, -1)
+        before[first] = EDGE
+        after[first + lengths[lengths > 0] - 1] = EDGE
+        kept = np.array([len(ids) for ids in out], dtype=np.int64)[text]
+        starts = self.context.near_starts
+        own = np.maximum(written, 0)
+        at = np.flatnonzero((written > 1) & (position < kept) & (starts[own + 1] > starts[own]))
+        if not len(at):
+            return
+        read = self.context.read_known(written[at], before[at], after[at], self.real_words)
+        changed = read != written[at]
+        for j, i in zip(at[changed].tolist(), read[changed].tolist()):
+            out[text[j]][position[j]] = self._one[i]
 
     @property
     def sha256(self) -> str:

@@ -8,7 +8,7 @@ from conftest import HashTeacher
 from test_teacher import tiny_config
 from qsearch import Encoder
 from qsearch.errors import QsearchError
-from qsearch.text import EDGE, PAD, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, UNK, Vocabulary, one_edit
+from qsearch.text import EDGE, PAD, REAL_WORD_PRIOR, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, UNK, Vocabulary, one_edit
 from qsearch.train import calibrate_and_save, train
 from qsearch.word_pairs import WordPairs
 
@@ -82,6 +82,55 @@ def test_damaged_word_pair_counts_are_a_clear_error():
         WordPairs(np.zeros(3), np.array([5, 2]), np.array([1, 1]))
 
 
+CHANNEL_WORDS = [PAD, UNK, "how", "to", "learn", "python", "lean", "meat", "cook", "never"]
+CHANNEL_TEXTS = ["how to learn python"] * 200 + ["lean meat"] * 5 + ["how to cook lean meat"] * 3
+
+
+def channel_reading() -> Vocabulary:
+    vocab = Vocabulary(CHANNEL_WORDS)
+    return vocab.reading(True, WordPairs.count(vocab, CHANNEL_TEXTS).with_near(vocab), REAL_WORD_PRIOR)
+
+
+def test_a_known_word_is_read_as_another_one_edit_away_where_its_neighbours_fit_that_one_far_better():
+    reading = channel_reading()
+    assert reading.read_as("how to lean python", 8) == {"lean": "learn"}, "'to learn' and 'learn python' are what the texts hold"
+    assert reading.read_as("how to cook lean meat", 8) == {}, "'lean meat' is a pair the texts hold: the word as written stays"
+    assert reading.read_as("lean", 8) == {}, "with no neighbour to go by, a known word is read as written"
+
+
+def test_the_noisy_channel_is_part_of_the_context_reading_only():
+    vocab = Vocabulary(CHANNEL_WORDS)
+    pairs = WordPairs.count(vocab, CHANNEL_TEXTS).with_near(vocab)
+    assert vocab.reading(True, pairs).read_as("how to lean python", 8) == {}, "without the channel's prior: known words as written"
+    assert vocab.reading(True, None, REAL_WORD_PRIOR).real_words == 0.0, "the channel needs the word pairs"
+
+
+def test_the_table_of_words_one_edit_apart_holds_only_words_the_texts_use():
+    vocab = Vocabulary(CHANNEL_WORDS)
+    pairs = WordPairs.count(vocab, CHANNEL_TEXTS).with_near(vocab)
+    near = {vocab.tokens[i]: [vocab.tokens[j] for j in pairs.near_ids[pairs.near_starts[i] : pairs.near_starts[i + 1]]] for i in range(2, len(vocab.tokens))}
+    assert near["lean"] == ["learn"] and near["learn"] == ["lean"]
+    assert near["never"] == [] and near["how"] == [], "no known word one edit away, or none the texts use"
+
+
+def test_questions_read_together_are_read_as_each_alone():
+    reading = channel_reading()
+    texts = ["how to lean python", "", "lean meat", "how to cook lean meat python", "how to lean", "to lean python"]
+    assert reading.ids_of(texts, 3) == [reading.ids(t, 3) for t in texts]
+    assert reading.ids("how to lean python", 3)[2] == (reading.index["learn"],), "a word past the kept ones still counts as a neighbour"
+
+
+def test_word_pairs_with_their_table_are_saved_and_read_back(tmp_path):
+    vocab = Vocabulary(CHANNEL_WORDS)
+    pairs = WordPairs.count(vocab, CHANNEL_TEXTS).with_near(vocab)
+    entry = pairs.save(tmp_path)
+    back = WordPairs.load(tmp_path, vocab, entry)
+    assert entry["near"] == len(pairs.near_ids)
+    assert np.array_equal(back.near_starts, pairs.near_starts) and np.array_equal(back.near_ids, pairs.near_ids)
+    with pytest.raises(QsearchError, match="table of words one edit apart is damaged"):
+        WordPairs(pairs.words, pairs.keys, pairs.counts, pairs.near_starts[:-1], pairs.near_ids)
+
+
 def test_without_spelling_a_misspelt_word_reads_as_pieces_and_with_it_as_the_word():
     plain = Vocabulary(WORDS, buckets=100)
     reading = plain.reading(True)
@@ -100,8 +149,9 @@ def spelling_model(pairs_slice, tmp_path_factory):
 
 def test_a_model_trained_with_a_teacher_reads_misspelt_words_as_the_words_meant(spelling_model):
     encoder, folder = spelling_model
-    assert encoder.manifest["spelling"] == SPELLING_IN_CONTEXT_NAME
+    assert encoder.manifest["spelling"] == SPELLING_REAL_WORDS_NAME
     assert (folder / encoder.manifest["word_pairs"]["file"]).is_file()
+    assert encoder.vocab.context.near_starts is not None, "the noisy channel's table is saved with the word pairs"
     misspelt, right = encoder.encode(["How do I lern englsh?", "How do I learn english?"])
     assert float(misspelt @ right) == pytest.approx(1.0, abs=1e-6)
 
@@ -154,6 +204,22 @@ def test_a_model_that_corrects_by_context_without_its_word_pairs_is_a_clear_erro
         Encoder.load(copy)
 
 
+def test_a_model_that_checks_known_words_without_its_table_is_a_clear_error(spelling_model):
+    encoder, _ = spelling_model
+    context = encoder.vocab.context
+    bare = encoder.vocab.reading(True, WordPairs(context.words, context.keys, context.counts))
+    with pytest.raises(QsearchError, match="table of words one edit apart is missing; retrain or restore"):
+        Encoder(encoder.manifest, bare, encoder.weights, encoder.lexicon)
+
+
+def test_a_model_of_the_context_corrector_reads_known_words_as_written():
+    encoder = Encoder.load()
+    manifest = {**encoder.manifest, "spelling": SPELLING_IN_CONTEXT_NAME}
+    before = Encoder(manifest, encoder.vocab, encoder.weights, encoder.lexicon)
+    assert before.read_as("What is the best way to lean Python?") == {}
+    assert before.read_as("Is it good to eat eggs evry day?") == {"evry": "every"}
+
+
 def test_a_model_of_the_word_alone_corrector_still_reads_as_it_did():
     encoder = Encoder.load()
     manifest = {k: v for k, v in encoder.manifest.items() if k != "word_pairs"}
@@ -172,6 +238,16 @@ def test_the_bundled_model_reads_a_misspelt_question_as_the_question_meant():
     misspelt, right = encoder.encode(["How do I get better at pyhton progamming?", "How do I get better at python programming?"])
     assert float(misspelt @ right) == pytest.approx(1.0, abs=1e-6)
     assert encoder.vocab.ids("lern", 4) == [(encoder.vocab.index["lern"],)], "a word Quora's questions use is read as written"
+
+
+def test_the_bundled_model_reads_a_typo_that_spells_a_word_by_its_neighbours():
+    encoder = Encoder.load()
+    assert encoder.manifest["spelling"] == SPELLING_REAL_WORDS_NAME
+    assert encoder.read_as("What is the best way to lean Python?") == {"lean": "learn"}
+    assert encoder.read_as("How can I learn form home?") == {"form": "from"}
+    assert encoder.read_as("Is lean meat healthy?") == {}, "'lean meat' is what the training texts say: read as written"
+    typo, right = encoder.encode(["What is the best way to lean Python?", "What is the best way to learn Python?"])
+    assert float(typo @ right) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_the_bundled_model_says_which_words_it_read_as_others():
