@@ -7,8 +7,9 @@ in its place, so a corrector that looks at the neighbours has them. The model's 
 misspelt token is then one of: the word meant; another known word (the typo is one edit from
 another word too, and the corrector took that one); hashed pieces (nothing known is one edit
 away, or the word is too short or not ASCII); or, before any correction, a known word
-already (the typo spells another word, "form" for "from", which no corrector of unknown words
-can see). Prints the shares by kind and by the word's length, and writes results/typos.json.
+already, read as written (the typo spells another word, "form" for "from": only the noisy
+channel of a model that has one reads such a word as another, where its neighbours fit that
+one far better). Prints the shares by kind and by the word's length, and writes results/typos.json.
 
     python benchmarks/typos.py
     python benchmarks/typos.py --model models/mine --words 4000
@@ -32,7 +33,7 @@ from qsearch.paths import DEFAULT_PAIRS
 from qsearch.text import MIN_CORRECTED, tokenize
 
 KINDS = ("delete", "swap", "replace", "insert")
-OUTCOMES = ("the word meant", "another known word", "pieces", "typo spells a known word")
+OUTCOMES = ("the word meant", "another known word", "pieces", "known, read as written")
 BANDS = ((MIN_CORRECTED, 4), (5, 7), (8, 99))
 
 
@@ -54,12 +55,10 @@ def misspell(word: str, kind: str, rng: random.Random) -> str | None:
 
 def outcome(encoder: Encoder, tokens: list[str], n: int, typo: str) -> str:
     """What the model reads ``typo`` as in place of token ``n`` of a question's ``tokens``."""
-    if typo in encoder.vocab.index:
-        return "typo spells a known word"
     word = tokens[n]
     read = encoder.read_as(" ".join([*tokens[:n], typo, *tokens[n + 1 :]])).get(typo)
     if read is None:
-        return "pieces"
+        return "known, read as written" if typo in encoder.vocab.index else "pieces"
     return "the word meant" if read == word else "another known word"
 
 
