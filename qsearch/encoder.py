@@ -97,8 +97,6 @@ class Encoder:
         if in_context and vocab.context is None:
             raise QsearchError("the model corrects spelling by context but its word-pair counts are missing; retrain or restore the model")
         real_words = REAL_WORD_PRIOR if spelling == SPELLING_REAL_WORDS_NAME else 0.0
-        if real_words and vocab.context.near_starts is None:
-            raise QsearchError("the model checks known words by the noisy channel but its table of words one edit apart is missing; retrain or restore the model")
         self.vocab = vocab.reading(spelling is not None, vocab.context if in_context else None, real_words)
         self.weights = weights
         self.lexicon = lexicon

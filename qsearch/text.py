@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qsearch.errors import QsearchError
+
 if TYPE_CHECKING:
     from qsearch.word_pairs import WordPairs
 
@@ -80,7 +82,9 @@ class Vocabulary:
         when that is how it reads already, else a copy sharing its tables (not its caches)."""
         real_words = real_words if spelling and context is not None else 0.0
         if real_words and context.near_starts is None:
-            raise ValueError("the noisy channel needs the word pairs' table of words one edit apart (WordPairs.with_near)")
+            raise QsearchError(
+                "the model checks known words by the noisy channel but its table of words one edit apart is missing; retrain or restore the model"
+            )
         if spelling == self.spelling and context is self.context and real_words == self.real_words:
             return self
         other = copy.copy(self)
@@ -211,8 +215,9 @@ class Vocabulary:
         spells a word ("lean python" for "learn python"). ``written``: every text's token ids
         (-1: not known) end to end, ``lengths`` tokens each."""
         text = np.repeat(np.arange(len(lengths)), lengths)
-        first = (np.cumsum(lengths) - lengths)[lengths > 0]
-        position = np.arange(len(written)) - (np.cumsum(lengths) - lengths)[text]
+        offsets = np.cumsum(lengths) - lengths
+        first = offsets[lengths > 0]
+        position = np.arange(len(written)) - offsets[text]
         before, after = np.roll(written, 1), np.roll(written, -1)
         before[first] = EDGE
         after[first + lengths[lengths > 0] - 1] = EDGE
@@ -257,8 +262,6 @@ def english_words(n: int) -> list[str]:
     try:
         import wordfreq
     except ImportError:
-        from qsearch.errors import QsearchError
-
         raise QsearchError("a vocabulary beyond the training texts needs wordfreq: pip install 'qsearch[teacher]'") from None
     return [w for w in wordfreq.top_n_list("en", n) if w.isalpha() and tokenize(w) == [w]]
 

@@ -104,23 +104,25 @@ class WordPairs:
     def _unigram(self, ids: np.ndarray | int) -> np.ndarray:
         return (self.words[ids] + 0.5) / self._total
 
+    def _fit(self, ids: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """log P(id | before) + log P(after | id) for each candidate id and its neighbours' ids
+        (-1: a word not known, which adds nothing but the unigram on the left, nothing on the right)."""
+        unigram = self._unigram(ids)
+        seen = self.words[np.maximum(before, 0)]
+        pair = np.divide(self._pair(np.maximum(before, 0), ids), seen, out=np.zeros(len(ids)), where=seen > 0)
+        score = np.log(np.where(before >= 0, LAMBDA * pair + (1 - LAMBDA) * unigram, unigram))
+        seen = self.words[ids]
+        pair = np.divide(self._pair(ids, np.maximum(after, 0)), seen, out=np.zeros(len(ids)), where=seen > 0)
+        score += np.where(after >= 0, np.log(LAMBDA * pair + (1 - LAMBDA) * self._unigram(np.maximum(after, 0))), 0.0)
+        return score
+
     def best(self, candidates: tuple[int, ...], before: int | None, after: int | None) -> int:
         """The candidate id that fits between the ``before`` and ``after`` ids best (None: a
         word not known), the lowest id among equals; the first candidate with no neighbour known."""
         if before is None and after is None:
             return candidates[0]
         ids = np.array(candidates, dtype=np.int64)
-        score = np.zeros(len(ids))
-        if before is not None:
-            seen = self.words[before]
-            bigram = self._pair(np.full_like(ids, before), ids) / seen if seen else 0.0
-            score += np.log(LAMBDA * bigram + (1 - LAMBDA) * self._unigram(ids))
-        else:
-            score += np.log(self._unigram(ids))
-        if after is not None:
-            seen = self.words[ids]
-            bigram = np.divide(self._pair(ids, np.full_like(ids, after)), seen, out=np.zeros(len(ids)), where=seen > 0)
-            score += np.log(LAMBDA * bigram + (1 - LAMBDA) * self._unigram(after))
+        score = self._fit(ids, np.full_like(ids, -1 if before is None else before), np.full_like(ids, -1 if after is None else after))
         return int(ids[int(np.argmax(score))])  # argmax takes the first of equals: candidates come lowest id first
 
     def read_known(self, written: np.ndarray, before: np.ndarray, after: np.ndarray, prior: float) -> np.ndarray:
@@ -137,14 +139,7 @@ class WordPairs:
         first = np.cumsum(sizes) - sizes
         offset = np.arange(len(group)) - first[group]  # 0: the word as written, then its neighbours
         ids = np.where(offset == 0, written[group], self.near_ids[np.minimum(starts[group] + offset - 1, len(self.near_ids) - 1)])
-        left, right = before[group], after[group]
-        unigram = self._unigram(ids)
-        seen = self.words[np.maximum(left, 0)]
-        pair = np.divide(self._pair(np.maximum(left, 0), ids), seen, out=np.zeros(len(ids)), where=seen > 0)
-        score = np.log(np.where(left >= 0, LAMBDA * pair + (1 - LAMBDA) * unigram, unigram))
-        seen = self.words[ids]
-        pair = np.divide(self._pair(ids, np.maximum(right, 0)), seen, out=np.zeros(len(ids)), where=seen > 0)
-        score += np.where(right >= 0, np.log(LAMBDA * pair + (1 - LAMBDA) * self._unigram(np.maximum(right, 0))), 0.0)
+        score = self._fit(ids, before[group], after[group])
         score += np.where(offset == 0, np.log(prior), np.log((1 - prior) / np.maximum(others[group], 1)))
         top = np.maximum.reduceat(score, first)
         winners = np.flatnonzero(score == top[group])
