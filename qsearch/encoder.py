@@ -13,7 +13,9 @@ From format 5 a model may name a spelling correction in its manifest (``"spellin
 unknown word one edit from a known one is then read as that word (``qsearch.text``), chosen by
 its neighbours when the folder holds the training texts' word pairs (``qsearch.word_pairs``),
 and, with the noisy channel's table beside them, a known word is read as another one edit
-away where its neighbours fit that one far better (a typo that spells a word).
+away where its neighbours fit that one far better (a typo that spells a word), and, from the
+channel checked by meaning (``qsearch.word_meaning``), only where that one fits the question's
+other words at least as well by the model's own embedding rows.
 The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
@@ -34,7 +36,8 @@ from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
 from qsearch.pair_map import PAIR_WEIGHT
 from qsearch.paths import DEFAULT_MODEL
-from qsearch.text import REAL_WORD_PRIOR, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, Vocabulary
+from qsearch.text import REAL_WORD_PRIOR, SPELLING_CHECKED_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, Vocabulary
+from qsearch.word_meaning import WordMeaning
 from qsearch.word_pairs import WordPairs
 
 MODEL_FORMAT_VERSION = 5  # 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
@@ -91,13 +94,12 @@ class Encoder:
     def __init__(self, manifest: dict, vocab: Vocabulary, weights: dict[str, np.ndarray], lexicon: Lexicon | None = None):
         self.manifest = manifest
         spelling = manifest.get("spelling")
-        if spelling not in (None, SPELLING_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_REAL_WORDS_NAME):
+        if spelling not in (None, SPELLING_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_REAL_WORDS_NAME, SPELLING_CHECKED_NAME):
             raise QsearchError(f"the model reads words with {spelling!r}, which this qsearch does not know; upgrade qsearch")
-        in_context = spelling in (SPELLING_IN_CONTEXT_NAME, SPELLING_REAL_WORDS_NAME)
+        in_context = spelling in (SPELLING_IN_CONTEXT_NAME, SPELLING_REAL_WORDS_NAME, SPELLING_CHECKED_NAME)
         if in_context and vocab.context is None:
             raise QsearchError("the model corrects spelling by context but its word-pair counts are missing; retrain or restore the model")
-        real_words = REAL_WORD_PRIOR if spelling == SPELLING_REAL_WORDS_NAME else 0.0
-        self.vocab = vocab.reading(spelling is not None, vocab.context if in_context else None, real_words)
+        real_words = REAL_WORD_PRIOR if spelling in (SPELLING_REAL_WORDS_NAME, SPELLING_CHECKED_NAME) else 0.0
         self.weights = weights
         self.lexicon = lexicon
         cfg = ModelConfig.from_dict(manifest["model"])
@@ -107,6 +109,8 @@ class Encoder:
         self._emb = np.asarray(weights[EMBEDDING], dtype=np.float32)  # no copy of a float32 table
         if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
+        meaning = WordMeaning.of(vocab, self._emb, lexicon) if spelling == SPELLING_CHECKED_NAME else None
+        self.vocab = vocab.reading(spelling is not None, vocab.context if in_context else None, real_words, meaning)
         self._layers = [self._fused_layer(weights, n, 2 if cfg.bidirectional else 1) for n in range(cfg.layers)]
         self._output = weights[OUTPUT_WEIGHT].astype(np.float32) if OUTPUT_WEIGHT in weights else None
         if self._output is not None and self._output.shape != (cfg.dim, cfg.dim):

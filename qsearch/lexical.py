@@ -36,8 +36,8 @@ class Lexicon:
         self.vocab = vocab
         self.frequencies = frequencies.astype(np.int32)
         self.documents = int(documents)
-        idf = np.log((documents + 1) / (self.frequencies + 1.0)) + 1.0
-        self._squares: list[float] = (idf * idf).tolist()  # a list: search reads it word by word
+        self.idfs = np.log((documents + 1) / (self.frequencies + 1.0)) + 1.0
+        self._squares: list[float] = (self.idfs * self.idfs).tolist()  # a list: search reads it word by word
         self._unseen = (math.log(documents + 1) + 1.0) ** 2
 
     @classmethod

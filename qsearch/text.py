@@ -19,6 +19,7 @@ import numpy as np
 from qsearch.errors import QsearchError
 
 if TYPE_CHECKING:
+    from qsearch.word_meaning import WordMeaning
     from qsearch.word_pairs import WordPairs
 
 PAD, UNK = "<pad>", "<unk>"
@@ -29,6 +30,7 @@ MAX_PIECES = 12
 SPELLING_NAME = "unknown-ascii-word-to-most-frequent-known-at-one-edit-v1"
 SPELLING_IN_CONTEXT_NAME = "unknown-ascii-word-to-known-at-one-edit-by-bigram-context-v1"
 SPELLING_REAL_WORDS_NAME = "ascii-word-to-known-at-one-edit-by-bigram-context-and-noisy-channel-v1"
+SPELLING_CHECKED_NAME = "ascii-word-to-known-at-one-edit-by-bigram-context-and-noisy-channel-checked-by-meaning-v1"
 REAL_WORD_PRIOR = 0.9999  # the noisy channel's chance that a known word is the one meant (benchmarks/training_history.md)
 MIN_CORRECTED = 3  # letters; screened against 4 on the bundled model (benchmarks/training_history.md)
 EDGE = 0  # a question's start or end as a neighbour in the spelling correction's context: <pad>'s id, which no text holds
@@ -57,11 +59,19 @@ class Vocabulary:
     letters that is one edit from a known word is read as that word first (``correct``); with
     ``context`` too (the training texts' word pairs), the one its neighbours fit best; with
     ``real_words`` as well (the noisy channel's prior, ``REAL_WORD_PRIOR``), a known word is read
-    as another one edit away where its neighbours fit that one far better ("lean python").
+    as another one edit away where its neighbours fit that one far better ("lean python"); with
+    ``meaning`` too, only where that one also fits the question's other words at least as well
+    (``qsearch.word_meaning``: "butter for dogs" stays).
     """
 
     def __init__(
-        self, tokens: list[str], buckets: int = 0, spelling: bool = False, context: WordPairs | None = None, real_words: float = 0.0
+        self,
+        tokens: list[str],
+        buckets: int = 0,
+        spelling: bool = False,
+        context: WordPairs | None = None,
+        real_words: float = 0.0,
+        meaning: WordMeaning | None = None,
     ):
         if tokens[:2] != [PAD, UNK]:
             raise ValueError("a vocabulary starts with <pad> and <unk>")
@@ -70,25 +80,31 @@ class Vocabulary:
         self.spelling = spelling
         self.context = context
         self.real_words = real_words
+        self.meaning = meaning
         self.index = {t: i for i, t in enumerate(tokens)}
         self._one = [(i,) for i in range(len(tokens))]  # shared, so a tokenized question is a list of references
         self._unknown: dict[str, tuple[int, ...]] = {}
         self._near: dict[str, tuple[int, ...]] = {}
 
-    def reading(self, spelling: bool, context: WordPairs | None = None, real_words: float = 0.0) -> "Vocabulary":
+    def reading(
+        self, spelling: bool, context: WordPairs | None = None, real_words: float = 0.0, meaning: WordMeaning | None = None
+    ) -> "Vocabulary":
         """This vocabulary, reading unknown words with or without spelling correction (with
         ``context``: choosing among a typo's candidates by its neighbours; with ``real_words``
-        too, a known word's prior in the noisy channel that checks known words as well): itself
-        when that is how it reads already, else a copy sharing its tables (not its caches)."""
+        too, a known word's prior in the noisy channel that checks known words as well; with
+        ``meaning`` as well, the channel's readings checked against the question's other words):
+        itself when that is how it reads already, else a copy sharing its tables (not its caches)."""
         real_words = real_words if spelling and context is not None else 0.0
+        meaning = meaning if real_words else None
         if real_words and context.near_starts is None:
             raise QsearchError(
                 "the model checks known words by the noisy channel but its table of words one edit apart is missing; retrain or restore the model"
             )
-        if spelling == self.spelling and context is self.context and real_words == self.real_words:
+        if spelling == self.spelling and context is self.context and real_words == self.real_words and meaning is self.meaning:
             return self
         other = copy.copy(self)
-        other.spelling, other.context, other.real_words, other._unknown, other._near = spelling, context, real_words, {}, {}
+        other.spelling, other.context, other.real_words, other.meaning = spelling, context, real_words, meaning
+        other._unknown, other._near = {}, {}
         return other
 
     @classmethod
@@ -230,6 +246,11 @@ class Vocabulary:
         read = self.context.read_known(written[at], before[at], after[at], self.real_words)
         changed = read != written[at]
         for j, i in zip(at[changed].tolist(), read[changed].tolist()):
+            if self.meaning is not None:
+                start = offsets[text[j]]
+                others = np.delete(written[start : start + kept[j]], position[j])
+                if not self.meaning.agrees(int(written[j]), i, others):
+                    continue
             out[text[j]][position[j]] = self._one[i]
 
     @property

@@ -42,7 +42,7 @@ from qsearch.pair_map import MIN_PAIRS, PAIR_WEIGHT, SHRINK, difference_covarian
 from qsearch.paths import check_writable_folder
 from qsearch.silver import silver_pairs
 from qsearch.teacher import Teacher, cached_encode, teacher_name
-from qsearch.text import PIECES_NAME, SPELLING_REAL_WORDS_NAME, TOKENIZER_NAME, Vocabulary, english_words
+from qsearch.text import PIECES_NAME, SPELLING_CHECKED_NAME, TOKENIZER_NAME, Vocabulary, english_words
 from qsearch.word_pairs import WordPairs
 from qsearch.word_init import initial_embeddings
 
@@ -556,12 +556,13 @@ def _after_training(
         weights = _with_pair_map(manifest, data, weights, config.pair_map_power, log)
     vocab = data.vocab
     if config.spelling:
-        manifest["spelling"] = SPELLING_REAL_WORDS_NAME
+        manifest["spelling"] = SPELLING_CHECKED_NAME
         vocab = vocab.reading(False, WordPairs.count(vocab, data.questions).with_near(vocab))
         log(
             "spelling: the finished model reads an unknown word one edit from known words as the one that fits "
             "between its neighbours best, and a known word as another one edit away only where its neighbours fit "
-            f"that one far better ({len(vocab.context.keys)} word pairs of the training texts, "
+            "that one far better and it fits the question's other words at least as well "
+            f"({len(vocab.context.keys)} word pairs of the training texts, "
             f"{len(vocab.context.near_ids)} words one edit apart)"
         )
     return weights, vocab

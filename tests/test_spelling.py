@@ -8,7 +8,7 @@ from conftest import HashTeacher
 from test_teacher import tiny_config
 from qsearch import Encoder
 from qsearch.errors import QsearchError
-from qsearch.text import EDGE, PAD, REAL_WORD_PRIOR, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, UNK, Vocabulary, one_edit
+from qsearch.text import EDGE, PAD, REAL_WORD_PRIOR, SPELLING_CHECKED_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, UNK, Vocabulary, one_edit
 from qsearch.train import calibrate_and_save, train
 from qsearch.word_pairs import WordPairs
 
@@ -149,7 +149,8 @@ def spelling_model(pairs_slice, tmp_path_factory):
 
 def test_a_model_trained_with_a_teacher_reads_misspelt_words_as_the_words_meant(spelling_model):
     encoder, folder = spelling_model
-    assert encoder.manifest["spelling"] == SPELLING_REAL_WORDS_NAME
+    assert encoder.manifest["spelling"] == SPELLING_CHECKED_NAME
+    assert encoder.vocab.meaning is not None, "the channel's readings are checked against the question's other words"
     assert (folder / encoder.manifest["word_pairs"]["file"]).is_file()
     assert encoder.vocab.context.near_starts is not None, "the noisy channel's table is saved with the word pairs"
     misspelt, right = encoder.encode(["How do I lern englsh?", "How do I learn english?"])
@@ -242,12 +243,19 @@ def test_the_bundled_model_reads_a_misspelt_question_as_the_question_meant():
 
 def test_the_bundled_model_reads_a_typo_that_spells_a_word_by_its_neighbours():
     encoder = Encoder.load()
-    assert encoder.manifest["spelling"] == SPELLING_REAL_WORDS_NAME
+    assert encoder.manifest["spelling"] == SPELLING_CHECKED_NAME
     assert encoder.read_as("What is the best way to lean Python?") == {"lean": "learn"}
     assert encoder.read_as("How can I learn form home?") == {"form": "from"}
     assert encoder.read_as("Is lean meat healthy?") == {}, "'lean meat' is what the training texts say: read as written"
     typo, right = encoder.encode(["What is the best way to lean Python?", "What is the best way to learn Python?"])
     assert float(typo @ right) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_bundled_model_leaves_a_rare_word_that_fits_its_question_as_written():
+    encoder = Encoder.load()
+    assert encoder.read_as("What is your review of 2014 Winter Olympics in Sochi?") == {}, "the bigrams alone say 'kochi'"
+    assert encoder.read_as("How can I earn millions from home?") == {}, "the bigrams alone say 'billions'"
+    assert encoder.read_as("How do I stop my dog from pulling on the leash?") == {}, "the bigrams alone say 'least'"
 
 
 def test_the_bundled_model_says_which_words_it_read_as_others():
