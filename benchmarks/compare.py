@@ -53,9 +53,9 @@ class MiniLM:
     def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
 
-    def pair_vectors(self, texts: list[str]) -> np.ndarray:
-        """One space for search and verdicts."""
-        return self.encode(texts)
+    def verdicts(self, first: list[str], second: list[str]) -> np.ndarray:
+        """One space for search and verdicts: the plain cosine of each pair."""
+        return np.einsum("ij,ij->i", self.encode(first), self.encode(second))
 
 
 def folder_mib(path: Path) -> float:
@@ -72,8 +72,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     build_s = time.perf_counter() - start
 
     def scores(part):
-        a, b = system.pair_vectors(part["question1"].tolist()), system.pair_vectors(part["question2"].tolist())
-        return np.einsum("ij,ij->i", a, b)
+        return system.verdicts(part["question1"].tolist(), part["question2"].tolist())
 
     s_val, s_test = scores(val), scores(test)
     y_val, y_test = val["is_duplicate"].to_numpy(), test["is_duplicate"].to_numpy()

@@ -84,7 +84,7 @@ def recall_by_weight(
 def first_results(
     queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hub: np.ndarray, encoder: Encoder, vectors: np.ndarray
 ) -> dict[str, dict]:
-    """How often the first result is marked duplicate (verdict cosine above the threshold) and
+    """How often the first result is marked duplicate (verdict score above the threshold) and
     right or wrong, in cosine order and as search orders it (the nearest ``candidates(5)``
     reordered); ``vectors``: the corpus's, as ``encoder.encode`` gives them."""
     near = np.argsort(-scores, axis=1)[:, : candidates(5)]
@@ -95,7 +95,8 @@ def first_results(
         for q, rel, row, cols, a in zip(queries, relevant, scores, near, asked):
             rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in cols]
             first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, encoder.lexicon)[0]
-            marked = "marked" if float(a @ known[first[0]]) > encoder.threshold else "not marked"
+            verdict = encoder.verdicts([q], [first[2]], [float(a @ known[first[0]])])[0]
+            marked = "marked" if verdict > encoder.threshold else "not marked"
             counts[f"{marked}, {'right' if first[0] in rel else 'wrong'}"] += 1
         out[order] = counts
     return out

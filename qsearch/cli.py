@@ -40,7 +40,7 @@ ModelOpt = typer.Option(None, "--model", help="Model folder; default: the bundle
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of text.")
 FileOpt = typer.Option(None, help="Read questions from a file (as build-index reads them).")
 ColumnOpt = typer.Option(None, help="Column of --file holding the questions.")
-ThresholdOpt = typer.Option(None, help="Cosine above which a match is a duplicate; default: the model's.")
+ThresholdOpt = typer.Option(None, help="Verdict score (cosine less the word gap) above which a match is a duplicate; default: the model's.")
 
 
 def _questions(questions: list[str] | None, file: Path | None, column: str | None) -> list[str]:
@@ -172,6 +172,11 @@ def train(
         "(0: no such map). Quora's non-duplicates are near-misses, so it sets apart questions that share most of their words. "
         "Verdicts are taken after it; search ranks before it."
     ),
+    word_gap: float = typer.Option(
+        _T.word_gap, min=0.0, help="With a teacher: verdicts are the cosine less this times the pair's word gap, how far the "
+        "words one question lacks are from every word of the other by the model's embedding rows (0: the cosine alone). "
+        "Near-misses that differ in one word score lower; search's order does not use it."
+    ),
     spelling: bool = typer.Option(
         _T.spelling, "--spelling/--no-spelling", help="With a teacher: the finished model reads a word it does not know "
         "(ASCII letters, 3 or more) as a known word one edit away (\"pyhton\" as \"python\"), instead of as hashed "
@@ -239,7 +244,7 @@ def train(
         raise QsearchError(str(e)) from None
     config = replace(
         _T, data=data, corpus=corpus_file, model=model, epochs=epochs, distill_epochs=distill_epochs, distill=distill,
-        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, memory_weight=memory_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, pair_map_power=pair_map_power, spelling=spelling, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
+        distill_weight=distill_weight, similarity_weight=similarity_weight, mined_weight=mined_weight, memory_weight=memory_weight, silver_cosine=silver_cosine, silver_weight=silver_weight, detail_pairs=detail_pairs, teacher_copies=teacher_copies, distill_words=distill_words, map_power=map_power, map_neighbours=map_neighbours, pair_map_power=pair_map_power, word_gap=word_gap, spelling=spelling, select=select, batch_size=batch_size, lr=lr, margin=margin, transitive=transitive, english_words=general_words, seed=seed,
     )
     if resume is not None:
         out = resume
@@ -271,7 +276,7 @@ _MODEL_OPTIONS = ("dim", "embed_dim", "layers")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "memory_weight": "memory_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight", "detail_pairs": "detail_pairs",
-    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "pair_map_power": "pair_map_power", "spelling": "spelling", "select": "select",
+    "teacher_copies": "teacher_copies", "distill_words": "distill_words", "map_power": "map_power", "map_neighbours": "map_neighbours", "pair_map_power": "pair_map_power", "word_gap": "word_gap", "spelling": "spelling", "select": "select",
     "batch_size": "batch_size", "lr": "lr", "margin": "margin", "transitive": "transitive",
     "general_words": "english_words", "seed": "seed",
 }
@@ -324,7 +329,8 @@ def compare(
     model: Optional[Path] = ModelOpt,
     threshold: Optional[float] = typer.Option(None, help="Override the model's threshold."),
 ) -> None:
-    """Cosine similarity of two questions and whether they are duplicates.
+    """Cosine similarity of two questions (less their word gap, for a model with one) and
+    whether they are duplicates.
 
     Example: qsearch compare "When will I see you?" "When can I see you again?"
     """
@@ -333,11 +339,15 @@ def compare(
 
     threshold = check_threshold(threshold)
     encoder = Encoder.load(model)
-    v = encoder.pair_vectors(clean_questions([question1, question2]))
-    score = float(v[0] @ v[1])
+    question1, question2 = clean_questions([question1, question2])
+    v = encoder.pair_vectors([question1, question2])
+    cosine = float(v[0] @ v[1])
+    score = float(encoder.verdicts([question1], [question2], [cosine])[0])
     cut = encoder.threshold if threshold is None else threshold
     verdict = "duplicate" if score > cut else "not duplicate"
-    typer.echo(f"cosine {score:.4f}  threshold {cut:.4f}  {verdict}")
+    weight, gap = encoder.word_gap_weight, float(encoder.word_gaps([question1], [question2])[0])
+    shown = f"{cosine:.4f} - {weight:g} x word gap {gap:.4f} = {score:.4f}" if weight else f"{cosine:.4f}"
+    typer.echo(f"cosine {shown}  threshold {cut:.4f}  {verdict}")
     for n, question in enumerate([question1, question2], 1):
         if read_as := encoder.read_as(question):
             typer.echo(f"question {n} read as: {_shown(_read_as(read_as))}")
@@ -547,7 +557,7 @@ def dedup(
     column: Optional[str] = typer.Option(None, help="Column holding the questions (default: question)."),
     out: Optional[Path] = typer.Option(None, help="Write the rows with cluster and cluster_size columns to this CSV."),
     threshold: Optional[float] = typer.Option(
-        None, help="Cosine above which two questions are linked; default: the model's cluster threshold "
+        None, help="Verdict score above which two questions are linked; default: the model's cluster threshold "
         "(stricter than query's, since one false link merges two clusters)."
     ),
     against: Optional[Path] = typer.Option(None, help="Also match every row against this index folder."),

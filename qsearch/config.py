@@ -78,6 +78,7 @@ class TrainConfig:
     map_power: float = 0.5  # with a teacher: strength of the fitted map onto the teacher's space after pooling (0: none)
     map_neighbours: int = 0  # the map is fitted on each question's differences to its nearest by the teacher (0: on the questions)
     pair_map_power: float = 1.5  # with a teacher: strength of the map fitted on the labelled pairs after the output map (0: none)
+    word_gap: float = 0.2  # with a teacher: verdicts subtract this times the pair's word gap (qsearch.word_gap; 0: none)
     word_init: bool = True  # with a teacher: embeddings start from its word vectors
     spelling: bool = True  # with a teacher: the finished model reads an unknown word one edit from known ones as the one its neighbours fit best; a known word as another only where they fit that one far better
     freeze_embeddings: bool = False

@@ -1,8 +1,9 @@
 """Group the duplicates inside a file of questions into clusters (connected components).
 
 Every question is encoded once; FAISS range searches find every pair whose verdict cosine
-(``Encoder.to_verdict``) is above the threshold (no n^2 loop in Python, and each pair computed once), those pairs are the edges,
-and the connected components of that graph are the clusters.
+(``Encoder.to_verdict``) is above the threshold (no n^2 loop in Python, and each pair computed once);
+those whose verdict score (``Encoder.verdicts``: less the word gap, which only lowers it) is
+still above are the edges, and the connected components of that graph are the clusters.
 """
 
 from __future__ import annotations
@@ -94,7 +95,12 @@ def dedup(
     texts = rows[column].fillna("").astype(str).str.strip().tolist()
     filled = [i for i, t in enumerate(texts) if t]
     vectors = encoder.encode([texts[i] for i in filled])
-    a, b = pairs_above(encoder.to_verdict(vectors), threshold)
+    verdict = encoder.to_verdict(vectors)
+    a, b = pairs_above(verdict, threshold)
+    if encoder.word_gap_weight and len(a):
+        cosines = (verdict[a] * verdict[b]).sum(axis=1)
+        keep = encoder.verdicts([texts[filled[i]] for i in a], [texts[filled[i]] for i in b], cosines) > threshold
+        a, b = a[keep], b[keep]
     component = duplicate_components(a.tolist(), b.tolist())
     row_of = {i: n for n, i in enumerate(filled)}
     keys = [("c", component[row_of[i]]) if row_of.get(i) in component else ("r", i) for i in range(len(texts))]

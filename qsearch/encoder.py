@@ -16,6 +16,9 @@ and, with the noisy channel's table beside them, a known word is read as another
 away where its neighbours fit that one far better (a typo that spells a word), and, from the
 channel checked by meaning (``qsearch.word_meaning``), only where that one fits the question's
 other words at least as well by the model's own embedding rows.
+From format 6 a manifest may give verdicts a word gap (``"word_gap"``, its weight): a pair's
+verdict is its cosine less that weight times how far the words one question lacks are from
+the other's (``qsearch.word_gap``), so near-misses that differ in one word score lower.
 The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
@@ -37,11 +40,12 @@ from qsearch.manifest import read_manifest, write_json
 from qsearch.pair_map import PAIR_WEIGHT
 from qsearch.paths import DEFAULT_MODEL
 from qsearch.text import REAL_WORD_PRIOR, SPELLING_CHECKED_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, Vocabulary
+from qsearch.word_gap import WordGap
 from qsearch.word_meaning import WordMeaning
 from qsearch.word_pairs import WordPairs
 
-MODEL_FORMAT_VERSION = 5  # 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
-READABLE_VERSIONS = (2, 3, 4, 5)
+MODEL_FORMAT_VERSION = 6  # 6: verdicts may subtract the word gap; 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
+READABLE_VERSIONS = (2, 3, 4, 5, 6)
 EMBEDDING = "embedding.weight"
 EMBEDDING_SCALE = "embedding.scale"
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
@@ -118,6 +122,7 @@ class Encoder:
         self._pair = weights[PAIR_WEIGHT].astype(np.float32) if PAIR_WEIGHT in weights else None
         if self._pair is not None and self._pair.shape != (cfg.dim, cfg.dim):
             raise QsearchError(f"model's pair map is {self._pair.shape}, not ({cfg.dim}, {cfg.dim}); retrain the model")
+        self._gap = WordGap(self._emb, lexicon) if manifest.get("word_gap") and lexicon is not None else None
 
     def _fused_layer(self, weights: dict[str, np.ndarray], n: int, directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Layer ``n``'s weights with the directions stacked, so one step runs them all.
@@ -173,6 +178,8 @@ class Encoder:
         if vocab.sha256 != manifest["vocab_sha256"]:
             raise QsearchError(f"{path}/vocab.txt does not match its manifest; retrain or restore the model")
         lexicon = Lexicon.load(path, vocab, manifest["lexicon"]) if "lexicon" in manifest else None
+        if manifest.get("word_gap") and lexicon is None:
+            raise QsearchError(f"the model in {path} weighs word gaps but its manifest names no word counts; retrain or restore the model")
         if "word_pairs" in manifest:
             vocab = vocab.reading(vocab.spelling, WordPairs.load(path, vocab, manifest["word_pairs"]))
         try:
@@ -192,6 +199,8 @@ class Encoder:
         self.manifest.pop("lexicon", None)
         if self.lexicon is not None:
             self.manifest["lexicon"] = self.lexicon.save(path)
+        else:
+            self.manifest.pop("word_gap", None)  # the gap weighs words by their counts: none without them
         self.manifest.pop("word_pairs", None)
         if self.vocab.context is not None:
             self.manifest["word_pairs"] = self.vocab.context.save(path)
@@ -218,6 +227,34 @@ class Encoder:
     def pair_vectors(self, texts: list[str]) -> np.ndarray:
         """``to_verdict(encode(texts))``: what two questions' verdict cosine is taken from."""
         return self.to_verdict(self.encode(texts))
+
+    @property
+    def word_gap_weight(self) -> float:
+        """How much of a pair's word gap (``qsearch.word_gap``) its verdict loses; 0 for models
+        without one (or, built in memory, without the word counts it needs)."""
+        return float(self.manifest.get("word_gap", 0.0)) if self._gap is not None else 0.0
+
+    def verdicts(self, first: list[str], second: list[str], cosines: np.ndarray | None = None) -> np.ndarray:
+        """The verdict score of each pair (``first[i]``, ``second[i]``), the one the threshold
+        applies to: the cosine of their ``pair_vectors`` (or the given ``cosines`` of them, when
+        search has them already) less ``word_gap_weight`` times their word gap."""
+        if len(first) != len(second):
+            raise ValueError(f"{len(first)} first questions but {len(second)} second ones")
+        if cosines is None:
+            cosines = (self.pair_vectors(first) * self.pair_vectors(second)).sum(axis=1) if first else np.zeros(0, dtype=np.float32)
+        cosines = np.asarray(cosines, dtype=np.float32)
+        if self._gap is None:
+            return cosines
+        return cosines - np.float32(self.word_gap_weight) * self.word_gaps(first, second)
+
+    def word_gaps(self, first: list[str], second: list[str]) -> np.ndarray:
+        """Each pair's word gap (``qsearch.word_gap``), from 0 (the same words) to 1; zeros for
+        a model without one."""
+        if self._gap is None:
+            return np.zeros(len(first), dtype=np.float32)
+        texts = list(dict.fromkeys(first + second))  # a query beside its k results is read once
+        ids = dict(zip(texts, self.token_ids(texts)))
+        return self._gap.gaps([ids[t] for t in first], [ids[t] for t in second])
 
     def token_ids(self, texts: list[str]) -> list[list[tuple[int, ...]]]:
         """Piece ids per token of each text, as the model reads them."""

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 
 def pair_scores(encoder: Encoder, q1: list[str], q2: list[str]) -> np.ndarray:
-    """The verdict cosine of each pair (``Encoder.pair_vectors``: unit rows, so a dot product)."""
-    v1, v2 = encoder.pair_vectors(q1), encoder.pair_vectors(q2)
-    return np.einsum("ij,ij->i", v1, v2)
+    """The verdict score of each pair (``Encoder.verdicts``: the cosine of their verdict vectors,
+    less the word gap for a model that has one)."""
+    return encoder.verdicts(q1, q2)
 
 
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

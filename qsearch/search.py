@@ -475,6 +475,11 @@ class SearchEngine:
             stored = dict(zip(found, self.encoder.to_verdict(self.backend.vectors(found))))
             asked = self.encoder.to_verdict(vectors)
             scores = [[float(stored[r[0]] @ q) for r in rs] for q, rs in zip(asked, best)]
+        if self.encoder.word_gap_weight:
+            flat = self.encoder.verdicts(
+                [q for q, rs in zip(questions, best) for _ in rs], [r[2] for rs in best for r in rs], [s for ss in scores for s in ss]
+            ).tolist()
+            scores = [flat[start : start + len(rs)] for start, rs in zip(np.cumsum([0] + [len(rs) for rs in best]), best)]
         return [[Match(r[0], r[2], s, s > threshold) for r, s in zip(rs, ss)] for rs, ss in zip(best, scores)]
 
     def add(self, questions: list[str]) -> list[int]:

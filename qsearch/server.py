@@ -57,7 +57,7 @@ class SearchRequest(BaseModel):
     query: Optional[StrictStr] = Field(None, description="One question.", examples=["How old are you?"])
     queries: Optional[list[StrictStr]] = Field(None, description=f"Several questions (at most {MAX_QUERIES}).")
     k: StrictInt = Field(5, ge=1, le=MAX_K, description="Neighbours per question.")
-    threshold: Optional[StrictFloat | StrictInt] = Field(None, description="Cosine above which a match is a duplicate; null: the model's.")
+    threshold: Optional[StrictFloat | StrictInt] = Field(None, description="Verdict score (cosine less the word gap) above which a match is a duplicate; null: the model's.")
 
 
 class AddRequest(BaseModel):
@@ -73,7 +73,7 @@ class DedupRequest(BaseModel):
     file: Optional[StrictStr] = Field(None, description="A file's text instead: CSV/TSV with a question column, or one question a line.")
     name: StrictStr = Field("questions.txt", description="The file's name; its ending (.csv, .tsv, .txt) says how to read it.")
     column: Optional[StrictStr] = Field(None, description="The CSV column holding the questions (default: question).")
-    threshold: Optional[StrictFloat | StrictInt] = Field(None, description="Cosine above which two questions join a cluster; null: the model's.")
+    threshold: Optional[StrictFloat | StrictInt] = Field(None, description="Verdict score (cosine less the word gap) above which two questions join a cluster; null: the model's.")
 
 
 def _error(status: int, message: str) -> JSONResponse:

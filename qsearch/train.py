@@ -286,6 +286,8 @@ def _check(config: TrainConfig, teacher: Teacher | None) -> None:
         raise QsearchError("the map's power must be 0 (no map) or more")
     if config.pair_map_power < 0:
         raise QsearchError("the pair map's power must be 0 (no map) or more")
+    if config.word_gap < 0:
+        raise QsearchError("the word gap's weight must be 0 (none) or more")
     if not 0 <= config.map_neighbours <= MAX_NEIGHBOURS:
         raise QsearchError(f"the map's neighbours must be from 0 (fit on the questions themselves) to {MAX_NEIGHBOURS}")
     if teacher is not None and not callable(getattr(teacher, "encode", None)):
@@ -565,6 +567,9 @@ def _after_training(
             f"({len(vocab.context.keys)} word pairs of the training texts, "
             f"{len(vocab.context.near_ids)} words one edit apart)"
         )
+    if config.word_gap:
+        manifest["word_gap"] = config.word_gap
+        log(f"verdicts: the cosine less {config.word_gap:g} x the pair's word gap, how far the words one question lacks are from the other's")
     return weights, vocab
 
 

@@ -41,11 +41,13 @@ def test_a_stored_question_is_its_own_nearest_neighbour(engine, corpus_questions
     assert best.text == corpus_questions[9] and best.score > 0.999 and best.duplicate
 
 
-def test_results_are_scored_by_their_verdict_cosines_from_the_stored_vectors(engine, corpus_questions):
+def test_results_are_scored_by_their_verdicts_from_the_stored_vectors(engine, corpus_questions):
     question = "How can I learn to cook Indian food at home?"
     [matches] = engine.search([question], k=5)
-    vectors = engine.encoder.pair_vectors([question] + [m.text for m in matches])
-    assert np.allclose([m.score for m in matches], vectors[1:] @ vectors[0], atol=1e-4)
+    texts = [m.text for m in matches]
+    vectors = engine.encoder.pair_vectors([question] + texts)
+    verdicts = engine.encoder.verdicts([question] * len(texts), texts, vectors[1:] @ vectors[0])
+    assert np.allclose([m.score for m in matches], verdicts, atol=1e-4)
 
 
 def test_add_is_searchable_and_an_exact_repeat_keeps_its_id(engine):

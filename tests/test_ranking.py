@@ -109,13 +109,15 @@ def test_unreadable_word_counts_are_one_clear_error(tmp_path):
         Encoder.load(tmp_path / "model")
 
 
-def test_the_reported_scores_and_verdicts_are_the_verdict_spaces_cosines(engine, corpus_questions):
+def test_the_reported_scores_and_verdicts_are_the_verdict_spaces_cosines_less_the_word_gap(engine, corpus_questions):
     question = corpus_questions[300]
     [matches] = engine.search([question], k=5)
-    vectors = engine.encoder.pair_vectors([question] + [m.text for m in matches])
+    texts = [m.text for m in matches]
+    vectors = engine.encoder.pair_vectors([question] + texts)
     cosines = vectors[1:] @ vectors[0]
-    assert np.allclose([m.score for m in matches], cosines, atol=1e-5)
-    assert [m.duplicate for m in matches] == [c > engine.threshold for c in cosines]
+    verdicts = engine.encoder.verdicts([question] * len(texts), texts, cosines)
+    assert np.allclose([m.score for m in matches], verdicts, atol=1e-5)
+    assert [m.duplicate for m in matches] == [v > engine.threshold for v in verdicts]
     assert engine.encoder.has_pair_map, "the bundled model ranks in one space and judges in another"
     assert not np.allclose(cosines, search_cosines(engine.encoder, question, [m.text for m in matches]), atol=1e-3)
 
@@ -129,8 +131,9 @@ def test_without_a_pair_map_search_and_verdicts_share_one_space(tmp_path, corpus
     assert not single.has_pair_map
     engine = SearchEngine.build(corpus_questions[:200], single, tmp_path / "idx")
     [matches] = engine.search([corpus_questions[300]], k=5)
-    cosines = search_cosines(single, corpus_questions[300], [m.text for m in matches])
-    assert np.allclose([m.score for m in matches], cosines, atol=1e-5)
+    texts = [m.text for m in matches]
+    cosines = search_cosines(single, corpus_questions[300], texts)
+    assert np.allclose([m.score for m in matches], single.verdicts([corpus_questions[300]] * len(texts), texts, cosines), atol=1e-5)
     engine.close()
 
 

@@ -50,7 +50,7 @@ function renderMatches(list, matches) {
     fill.style.width = `${Math.max(0, Math.min(1, m.score)) * 100}%`;
     bar.append(fill);
     const score = document.createElement("span");
-    score.textContent = `cosine ${m.score.toFixed(3)} · #${m.id}`;
+    score.textContent = `score ${m.score.toFixed(3)} · #${m.id}`;
     meta.append(bar, score);
     if (dup) {
       const badge = document.createElement("span");
