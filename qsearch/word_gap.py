@@ -29,6 +29,7 @@ from qsearch.lexical import Lexicon
 WORD_GAP_WEIGHT = 0.2  # the default for newly trained models; a model's manifest holds its own
 
 Token = tuple[int, ...]
+CHUNK_VALUES = 1 << 21  # floats of one step's padded token vectors (8 MiB a side), so memory stays flat
 
 
 class WordGap:
@@ -54,27 +55,50 @@ class WordGap:
         return np.array([self._idfs[t[0]] / self._rarest if len(t) == 1 and t[0] < known else 1.0 for t in tokens])
 
     @staticmethod
-    def _one_side(words: list[int], other: list[int], units: np.ndarray, rarity: np.ndarray) -> float:
-        present = set(other)
-        lacking = [w for w in words if w not in present]
-        if not lacking or not other:
-            return 0.0
-        best = (units[lacking] @ units[other].T).max(axis=1)
-        r = rarity[lacking]
-        return float(r @ (r * (1.0 - best)) / r.sum())
+    def _side(words: np.ndarray, other: np.ndarray, cosines: np.ndarray, rarity: np.ndarray) -> np.ndarray:
+        """One side's gap for a chunk of pairs: ``words`` and ``other`` are (pairs, length)
+        token rows padded with -1, ``cosines`` (pairs, words, other) their tokens' cosines;
+        ``rarity`` ends with a row for the padding."""
+        has, other_has = words >= 0, other >= 0
+        lacking = has & ~((words[:, :, None] == other[:, None, :]) & other_has[:, None, :]).any(axis=2)
+        best = np.where(other_has[:, None, :], cosines, -np.inf).max(axis=2)
+        r = np.where(lacking, rarity[words], 0.0)
+        total = r.sum(axis=1)
+        spent = (r * r * (1.0 - np.where(lacking, best, 0.0))).sum(axis=1)
+        return np.where((total > 0) & other_has.any(axis=1), spent / np.maximum(total, 1e-12), 0.0)
 
     def gaps(self, first: list[list[Token]], second: list[list[Token]]) -> np.ndarray:
         """The gap of each pair, given both questions' tokens as the model reads them
         (``Encoder.token_ids``): 0 for the same words, up to 1. Each distinct token of the
-        call is looked up once."""
+        call is looked up once; pairs of one length go through together as padded rows, a
+        bounded number at a time, so ``dedup``'s hundreds of thousands of links take seconds."""
         index: dict[Token, int] = {}
-        pairs = [
-            ([index.setdefault(t, len(index)) for t in dict.fromkeys(a)], [index.setdefault(t, len(index)) for t in dict.fromkeys(b)])
-            for a, b in zip(first, second)
-        ]
+        read: dict[int, list[int]] = {}  # by the token list's identity: a text in many pairs is read once
+
+        def row(q: list[Token]) -> list[int]:
+            if id(q) not in read:
+                read[id(q)] = [index.setdefault(t, len(index)) for t in dict.fromkeys(q)]
+            return read[id(q)]
+
+        rows = [row(q) for q in first] + [row(q) for q in second]
         tokens = list(index)
-        units, rarity = self._units(tokens), self._rarities(tokens)
-        out = np.zeros(len(pairs), dtype=np.float32)
-        for n, (a, b) in enumerate(pairs):
-            out[n] = max(self._one_side(a, b, units, rarity), self._one_side(b, a, units, rarity))
+        units = np.vstack([self._units(tokens), np.zeros((1, self._rows.shape[1]), dtype=np.float32)])
+        rarity = np.append(self._rarities(tokens), 0.0)
+        n = len(first)
+        out = np.zeros(n, dtype=np.float32)
+        lengths = np.array([max(len(rows[i]), len(rows[n + i])) for i in range(n)], dtype=np.int64)
+        same = np.array([rows[i] is rows[n + i] or set(rows[i]) == set(rows[n + i]) for i in range(n)], dtype=bool)  # no gap
+        pending = ~same
+        for width in np.unique(lengths[pending]):  # pairs of one padded width at a time
+            of_width = np.flatnonzero(pending & (lengths == width))
+            step = max(1, CHUNK_VALUES // (max(1, int(width)) * units.shape[1]))
+            for start in range(0, len(of_width), step):
+                chunk = of_width[start : start + step]
+                a = np.full((len(chunk), max(1, int(width))), -1, dtype=np.int64)
+                b = np.full_like(a, -1)
+                for k, i in enumerate(chunk):
+                    a[k, : len(rows[i])] = rows[i]
+                    b[k, : len(rows[n + i])] = rows[n + i]
+                cosines = np.matmul(units[a], units[b].transpose(0, 2, 1))  # both sides read the one product
+                out[chunk] = np.maximum(self._side(a, b, cosines, rarity), self._side(b, a, cosines.transpose(0, 2, 1), rarity))
         return out
