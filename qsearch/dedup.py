@@ -94,12 +94,14 @@ def dedup(
     threshold = encoder.cluster_threshold if threshold is None else float(threshold)
     texts = rows[column].fillna("").astype(str).str.strip().tolist()
     filled = [i for i, t in enumerate(texts) if t]
-    vectors = encoder.encode([texts[i] for i in filled])
+    tokens = encoder.token_ids([texts[i] for i in filled])
+    vectors = encoder.encode_tokens(tokens)
     verdict = encoder.to_verdict(vectors)
     a, b = pairs_above(verdict, threshold)
     if encoder.word_gap_weight and len(a):
-        cosines = (verdict[a] * verdict[b]).sum(axis=1)
-        keep = encoder.verdicts([texts[filled[i]] for i in a], [texts[filled[i]] for i in b], cosines) > threshold
+        cosines = np.concatenate([np.einsum("ij,ij->i", verdict[a[s : s + BLOCK]], verdict[b[s : s + BLOCK]]) for s in range(0, len(a), BLOCK)])
+        first, second = [texts[filled[i]] for i in a], [texts[filled[i]] for i in b]
+        keep = encoder.verdicts(first, second, cosines, ([tokens[i] for i in a], [tokens[i] for i in b])) > threshold
         a, b = a[keep], b[keep]
     component = duplicate_components(a.tolist(), b.tolist())
     row_of = {i: n for n, i in enumerate(filled)}

@@ -234,10 +234,13 @@ class Encoder:
         without one (or, built in memory, without the word counts it needs)."""
         return float(self.manifest.get("word_gap", 0.0)) if self._gap is not None else 0.0
 
-    def verdicts(self, first: list[str], second: list[str], cosines: np.ndarray | None = None) -> np.ndarray:
+    def verdicts(
+        self, first: list[str], second: list[str], cosines: np.ndarray | None = None, tokens: tuple[list, list] | None = None
+    ) -> np.ndarray:
         """The verdict score of each pair (``first[i]``, ``second[i]``), the one the threshold
         applies to: the cosine of their ``pair_vectors`` (or the given ``cosines`` of them, when
-        search has them already) less ``word_gap_weight`` times their word gap."""
+        search has them already) less ``word_gap_weight`` times their word gap (``tokens``: both
+        sides' ``token_ids``, when the caller has read them already)."""
         if len(first) != len(second):
             raise ValueError(f"{len(first)} first questions but {len(second)} second ones")
         if cosines is None:
@@ -245,16 +248,18 @@ class Encoder:
         cosines = np.asarray(cosines, dtype=np.float32)
         if self._gap is None:
             return cosines
-        return cosines - np.float32(self.word_gap_weight) * self.word_gaps(first, second)
+        return cosines - np.float32(self.word_gap_weight) * self.word_gaps(first, second, tokens)
 
-    def word_gaps(self, first: list[str], second: list[str]) -> np.ndarray:
+    def word_gaps(self, first: list[str], second: list[str], tokens: tuple[list, list] | None = None) -> np.ndarray:
         """Each pair's word gap (``qsearch.word_gap``), from 0 (the same words) to 1; zeros for
-        a model without one."""
+        a model without one. ``tokens``: both sides' ``token_ids``, when already read."""
         if self._gap is None:
             return np.zeros(len(first), dtype=np.float32)
-        texts = list(dict.fromkeys(first + second))  # a query beside its k results is read once
-        ids = dict(zip(texts, self.token_ids(texts)))
-        return self._gap.gaps([ids[t] for t in first], [ids[t] for t in second])
+        if tokens is None:
+            texts = list(dict.fromkeys(first + second))  # a query beside its k results is read once
+            ids = dict(zip(texts, self.token_ids(texts)))
+            tokens = [ids[t] for t in first], [ids[t] for t in second]
+        return self._gap.gaps(*tokens)
 
     def token_ids(self, texts: list[str]) -> list[list[tuple[int, ...]]]:
         """Piece ids per token of each text, as the model reads them."""
@@ -270,7 +275,11 @@ class Encoder:
         """
         if isinstance(texts, str):
             raise TypeError("encode takes a list of questions, not a single string")
-        ids = self.token_ids(list(texts))
+        return self.encode_tokens(self.token_ids(list(texts)), batch_size)
+
+    def encode_tokens(self, ids: list[list[tuple[int, ...]]], batch_size: int = 256) -> np.ndarray:
+        """``encode`` of questions already read by ``token_ids``, for a caller that needs both
+        (``dedup`` reads every question once for its vectors and its links' word gaps)."""
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         order = np.argsort(-lengths, kind="stable")

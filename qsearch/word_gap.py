@@ -69,36 +69,48 @@ class WordGap:
 
     def gaps(self, first: list[list[Token]], second: list[list[Token]]) -> np.ndarray:
         """The gap of each pair, given both questions' tokens as the model reads them
-        (``Encoder.token_ids``): 0 for the same words, up to 1. Each distinct token of the
-        call is looked up once; pairs of one length go through together as padded rows, a
-        bounded number at a time, so ``dedup``'s hundreds of thousands of links take seconds."""
+        (``Encoder.token_ids``): 0 for the same words, up to 1. Each distinct token list (a text
+        in many pairs passes the same list) and each distinct token is read once; pairs sorted
+        by length go through together as padded rows, a bounded number of tokens at a time, so
+        ``dedup``'s hundreds of thousands of links take seconds and a search's results one step."""
         index: dict[Token, int] = {}
-        read: dict[int, list[int]] = {}  # by the token list's identity: a text in many pairs is read once
+        lists: dict[int, int] = {}  # a token list's identity -> its number
+        words: list[list[int]] = []
+        sets: dict[frozenset, int] = {}  # a set of words -> its number: the same words in any order
+        kinds: list[int] = []
 
-        def row(q: list[Token]) -> list[int]:
-            if id(q) not in read:
-                read[id(q)] = [index.setdefault(t, len(index)) for t in dict.fromkeys(q)]
-            return read[id(q)]
+        def number(q: list[Token]) -> int:
+            n = lists.get(id(q))
+            if n is None:
+                n = lists[id(q)] = len(words)
+                words.append([index.setdefault(t, len(index)) for t in dict.fromkeys(q)])
+                kinds.append(sets.setdefault(frozenset(words[-1]), len(sets)))
+            return n
 
-        rows = [row(q) for q in first] + [row(q) for q in second]
+        ua = np.array([number(q) for q in first], dtype=np.int64)
+        ub = np.array([number(q) for q in second], dtype=np.int64)
+        out = np.zeros(len(ua), dtype=np.float32)
+        kind = np.array(kinds, dtype=np.int64)
+        order = np.flatnonzero(kind[ua] != kind[ub]) if len(ua) else np.zeros(0, dtype=np.int64)
+        if not len(order):
+            return out
         tokens = list(index)
         units = np.vstack([self._units(tokens), np.zeros((1, self._rows.shape[1]), dtype=np.float32)])
         rarity = np.append(self._rarities(tokens), 0.0)
-        n = len(first)
-        out = np.zeros(n, dtype=np.float32)
-        lengths = np.array([max(len(rows[i]), len(rows[n + i])) for i in range(n)], dtype=np.int64)
-        same = np.array([rows[i] is rows[n + i] or set(rows[i]) == set(rows[n + i]) for i in range(n)], dtype=bool)  # no gap
-        pending = ~same
-        for width in np.unique(lengths[pending]):  # pairs of one padded width at a time
-            of_width = np.flatnonzero(pending & (lengths == width))
-            step = max(1, CHUNK_VALUES // (max(1, int(width)) * units.shape[1]))
-            for start in range(0, len(of_width), step):
-                chunk = of_width[start : start + step]
-                a = np.full((len(chunk), max(1, int(width))), -1, dtype=np.int64)
-                b = np.full_like(a, -1)
-                for k, i in enumerate(chunk):
-                    a[k, : len(rows[i])] = rows[i]
-                    b[k, : len(rows[n + i])] = rows[n + i]
-                cosines = np.matmul(units[a], units[b].transpose(0, 2, 1))  # both sides read the one product
-                out[chunk] = np.maximum(self._side(a, b, cosines, rarity), self._side(b, a, cosines.transpose(0, 2, 1), rarity))
+        sizes = np.array([len(w) for w in words], dtype=np.int64)
+        flat = np.array([t for w in words for t in w] + [-1], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        lengths = np.maximum(sizes[ua], sizes[ub])
+        order = order[np.argsort(lengths[order], kind="stable")]
+        slots = CHUNK_VALUES // units.shape[1]  # padded tokens a step may hold
+        start = 0
+        while start < len(order):
+            window = np.maximum(lengths[order[start : start + slots]], 1)
+            fit = int(np.searchsorted(np.arange(1, len(window) + 1) * window, slots, side="right"))
+            chunk = order[start : start + max(1, fit)]
+            start += len(chunk)
+            column = np.arange(max(1, int(lengths[chunk[-1]])))
+            a, b = (np.where(column < sizes[u][:, None], flat[np.minimum(offsets[u][:, None] + column, len(flat) - 1)], -1) for u in (ua[chunk], ub[chunk]))
+            cosines = np.matmul(units[a], units[b].transpose(0, 2, 1))  # both sides read the one product
+            out[chunk] = np.maximum(self._side(a, b, cosines, rarity), self._side(b, a, cosines.transpose(0, 2, 1), rarity))
         return out
