@@ -5,8 +5,11 @@ import pandas as pd
 import pytest
 
 from qsearch import Encoder
+from qsearch.config import ModelConfig, TrainConfig
 from qsearch.dedup import dedup
-from conftest import run_cli
+from qsearch.errors import QsearchError
+from qsearch.train import train
+from conftest import HashTeacher, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +64,21 @@ def test_dedup_links_a_pair_only_when_its_verdict_clears_the_threshold(bundled):
     rows = pd.DataFrame({"question": pair})
     assert dedup(rows, "question", bundled, threshold=between).rows["cluster_size"].tolist() == [1, 1]
     assert dedup(rows, "question", bundled, threshold=verdict - 0.01).rows["cluster_size"].tolist() == [2, 2]
+
+
+@pytest.mark.slow
+def test_a_model_trained_with_a_teacher_judges_with_the_word_gap(pairs_slice, tmp_path):
+    config = TrainConfig(data=pairs_slice, corpus=None, model=ModelConfig(dim=16, embed_dim=16, layers=1), epochs=1, distill_epochs=1,
+                         batch_size=64, threads=1, english_words=0, buckets=500, detail_pairs=100)
+    lines: list[str] = []
+    model = train(config, log=lines.append, teacher=HashTeacher(), cache_dir=tmp_path)
+    assert model.manifest["word_gap"] == 0.2 and model.manifest["training"]["word_gap"] == 0.2
+    assert any(line.startswith("verdicts: the cosine less 0.2 x the pair's word gap") for line in lines)
+    model.save(tmp_path / "model")
+    saved = Encoder.load(tmp_path / "model")
+    assert saved.word_gap_weight == 0.2 and saved.word_gaps(["How do I buy a house?"], ["How do I sell a house?"])[0] > 0
+
+
+def test_a_negative_word_gap_weight_is_refused(pairs_slice):
+    with pytest.raises(QsearchError, match="word gap"):
+        train(TrainConfig(data=pairs_slice, word_gap=-0.1), log=lambda m: None)
