@@ -14,8 +14,9 @@ cosine (``Encoder.verdicts``); search's order does not use it.
 A synonym ("age" for "old") finds a near match and costs little; a sister word, an opposite
 or a new name finds none and costs more. The mean, not the largest, because one unmatched
 word is as often a duplicate's extra detail as a near-miss's other word: the largest gap
-alone lowered both validation and the development set. Weight 0.2 was the largest tried that
-kept validation ROC-AUC within 0.002 (training_history, thirty-seventh session).
+alone lowered both validation and the development set. A model's manifest holds its weight;
+new ones get ``TrainConfig.word_gap``, 0.2, the largest tried that kept validation ROC-AUC
+within 0.002 (training_history, thirty-seventh session).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import math
 import numpy as np
 
 from qsearch.lexical import Lexicon
-
-WORD_GAP_WEIGHT = 0.2  # the default for newly trained models; a model's manifest holds its own
 
 Token = tuple[int, ...]
 CHUNK_VALUES = 1 << 21  # floats of one step's padded token vectors (8 MiB a side), so memory stays flat
