@@ -345,8 +345,8 @@ def compare(
     score = float(encoder.verdicts([question1], [question2], [cosine])[0])
     cut = encoder.threshold if threshold is None else threshold
     verdict = "duplicate" if score > cut else "not duplicate"
-    weight, gap = encoder.word_gap_weight, float(encoder.word_gaps([question1], [question2])[0])
-    shown = f"{cosine:.4f} - {weight:g} x word gap {gap:.4f} = {score:.4f}" if weight else f"{cosine:.4f}"
+    weight = encoder.word_gap_weight
+    shown = f"{cosine:.4f} - {weight:g} x word gap {(cosine - score) / weight:.4f} = {score:.4f}" if weight else f"{cosine:.4f}"
     typer.echo(f"cosine {shown}  threshold {cut:.4f}  {verdict}")
     for n, question in enumerate([question1, question2], 1):
         if read_as := encoder.read_as(question):

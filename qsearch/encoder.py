@@ -122,7 +122,10 @@ class Encoder:
         self._pair = weights[PAIR_WEIGHT].astype(np.float32) if PAIR_WEIGHT in weights else None
         if self._pair is not None and self._pair.shape != (cfg.dim, cfg.dim):
             raise QsearchError(f"model's pair map is {self._pair.shape}, not ({cfg.dim}, {cfg.dim}); retrain the model")
-        self._gap = WordGap(self._emb, lexicon) if manifest.get("word_gap") and lexicon is not None else None
+        gap = manifest.get("word_gap", 0.0)
+        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < float("inf"):
+            raise QsearchError(f"the model's word gap weight is {gap!r}, not a number of 0 or more; retrain or restore the model")
+        self._gap = WordGap(self._emb, lexicon) if gap and lexicon is not None else None
 
     def _fused_layer(self, weights: dict[str, np.ndarray], n: int, directions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Layer ``n``'s weights with the directions stacked, so one step runs them all.

@@ -479,7 +479,8 @@ class SearchEngine:
             flat = self.encoder.verdicts(
                 [q for q, rs in zip(questions, best) for _ in rs], [r[2] for rs in best for r in rs], [s for ss in scores for s in ss]
             ).tolist()
-            scores = [flat[start : start + len(rs)] for start, rs in zip(np.cumsum([0] + [len(rs) for rs in best]), best)]
+            taken = iter(flat)
+            scores = [[next(taken) for _ in rs] for rs in best]
         return [[Match(r[0], r[2], s, s > threshold) for r, s in zip(rs, ss)] for rs, ss in zip(best, scores)]
 
     def add(self, questions: list[str]) -> list[int]:

@@ -90,7 +90,7 @@ class WordGap:
         ub = np.array([number(q) for q in second], dtype=np.int64)
         out = np.zeros(len(ua), dtype=np.float32)
         kind = np.array(kinds, dtype=np.int64)
-        order = np.flatnonzero(kind[ua] != kind[ub]) if len(ua) else np.zeros(0, dtype=np.int64)
+        order = np.flatnonzero(kind[ua] != kind[ub])
         if not len(order):
             return out
         tokens = list(index)

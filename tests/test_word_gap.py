@@ -1,5 +1,7 @@
 """The word gap: verdicts read the words one question lacks, which mean pooling blurs."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,3 +84,11 @@ def test_a_model_trained_with_a_teacher_judges_with_the_word_gap(pairs_slice, tm
 def test_a_negative_word_gap_weight_is_refused(pairs_slice):
     with pytest.raises(QsearchError, match="word gap"):
         train(TrainConfig(data=pairs_slice, word_gap=-0.1), log=lambda m: None)
+
+
+def test_a_malformed_word_gap_in_a_models_manifest_is_one_clear_error(tmp_path, bundled):
+    bundled.save(tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / "model.json").read_text())
+    (tmp_path / "model" / "model.json").write_text(json.dumps({**manifest, "word_gap": "lots"}))
+    with pytest.raises(QsearchError, match="word gap weight is 'lots'"):
+        Encoder.load(tmp_path / "model")
