@@ -38,7 +38,8 @@ class Lexicon:
         self.documents = int(documents)
         self.idfs = np.log((documents + 1) / (self.frequencies + 1.0)) + 1.0
         self._squares: list[float] = (self.idfs * self.idfs).tolist()  # a list: search reads it word by word
-        self._unseen = (math.log(documents + 1) + 1.0) ** 2
+        self.unseen_idf = math.log(documents + 1) + 1.0  # a word no training text holds: the largest idf there is
+        self._unseen = self.unseen_idf**2
 
     @classmethod
     def count(cls, vocab: Vocabulary, texts: Iterable[str]) -> "Lexicon":

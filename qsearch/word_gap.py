@@ -21,8 +21,6 @@ within 0.002 (training_history, thirty-seventh session).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from qsearch.lexical import Lexicon
@@ -37,7 +35,7 @@ class WordGap:
     def __init__(self, rows: np.ndarray, lexicon: Lexicon):
         self._rows = rows
         self._idfs = lexicon.idfs
-        self._rarest = math.log(lexicon.documents + 1) + 1.0
+        self._rarest = lexicon.unseen_idf
 
     def _units(self, tokens: list[Token]) -> np.ndarray:
         """Each token's unit vector: its embedding row, or the mean of its pieces' rows."""
