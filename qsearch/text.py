@@ -213,14 +213,11 @@ class Vocabulary:
         out, written, lengths = [], [], []
         for text in texts:
             tokens = tokenize(text)
-            ids = []
-            for n, t in enumerate(tokens[:max_len]):
-                i = get(t)
-                ids.append(one[i] if i is not None else pieces(t, *self._neighbours(tokens, n)))
-            out.append(ids)
-            if channel:  # one token past the kept ones: the last kept word's neighbour
-                written.extend([get(t, -1) for t in tokens[: max_len + 1]])
-                lengths.append(min(len(tokens), max_len + 1))
+            known = [get(t, -1) for t in tokens[: max_len + 1]]  # one token past the kept ones: the last kept word's neighbour
+            out.append([one[i] if i >= 0 else pieces(t, *self._neighbours(tokens, n)) for n, (t, i) in enumerate(zip(tokens[:max_len], known))])
+            if channel:
+                written.extend(known)
+                lengths.append(len(known))
         if channel and written:
             self._check_real_words(np.array(written, dtype=np.int64), np.array(lengths, dtype=np.int64), out)
         return out
