@@ -19,7 +19,7 @@ class ModelConfig:
 
     vocab_size: int = 0
     embed_dim: int = 192
-    dim: int = 256
+    dim: int = 320
     layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.1
