@@ -199,6 +199,10 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, help="Where the teacher's vectors are cached; default ~/.cache/qsearch or $QSEARCH_CACHE."),
     seed: int = typer.Option(_T.seed, help="Random seed: the same seed and data give the same model on the same machine (core count)."),
     device: str = typer.Option("auto", help="auto (a GPU when torch sees one, else the CPU), cpu, cuda or mps. The saved model runs on the CPU either way."),
+    threads: int = typer.Option(
+        0, min=0, help="CPU threads for torch (training and the teacher); 0 takes every core. Give 1 to each of "
+        "several runs side by side: more threads than cores in all makes each run several times slower."
+    ),
     resume: Optional[Path] = typer.Option(
         None, help="Continue the interrupted run whose checkpoint is in this folder (its --out); options not given "
         "again are the checkpoint's, options given again must match it."
@@ -216,7 +220,8 @@ def train(
 
     Examples: qsearch train --epochs 3 --out models/try1;
     qsearch train --teacher minilm --out models/distilled;
-    qsearch train --resume models/distilled
+    qsearch train --resume models/distilled;
+    qsearch train --seed 1 --threads 1 --out models/seed1 (beside a second run with --threads 1)
     """
     from dataclasses import replace
 
@@ -237,7 +242,7 @@ def train(
     from qsearch.teacher import load_teacher
     from qsearch.train import calibrate_and_save, resolve_device, train as run_training
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
         model = ModelConfig(embed_dim=embed_dim, dim=dim, layers=layers)
     except ValueError as e:
@@ -251,7 +256,9 @@ def train(
         config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher)
     chosen = resolve_device(device)
     teacher_model = load_teacher(teacher, str(chosen), log=lambda m: typer.echo(m, err=True)) if teacher != "none" else None
-    typer.echo(f"training on {chosen.type}" + (f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""), err=True)
+    where = f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""
+    count = torch.get_num_threads()
+    typer.echo(f"training on {chosen.type}{where}, {count} CPU thread{'s' if count > 1 else ''}", err=True)
     try:
         trained = run_training(
             config,
