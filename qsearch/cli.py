@@ -197,7 +197,7 @@ def train(
     margin: float = typer.Option(_T.margin, help="Triplet-loss margin."),
     transitive: bool = typer.Option(_T.transitive, help="Also train on duplicates implied by transitivity (a~b, b~c => a~c)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Where the teacher's vectors are cached; default ~/.cache/qsearch or $QSEARCH_CACHE."),
-    seed: int = typer.Option(_T.seed, help="Random seed: the same seed and data give the same model on the same machine (core count)."),
+    seed: int = typer.Option(_T.seed, help="Random seed: the same seed and data give the same model on the same machine with the same --threads."),
     device: str = typer.Option("auto", help="auto (a GPU when torch sees one, else the CPU), cpu, cuda or mps. The saved model runs on the CPU either way."),
     threads: int = typer.Option(
         0, min=0, help="CPU threads for torch (training and the teacher); 0 takes every core. Give 1 to each of "
