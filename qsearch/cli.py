@@ -242,7 +242,6 @@ def train(
     from qsearch.teacher import load_teacher
     from qsearch.train import calibrate_and_save, resolve_device, train as run_training
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
         model = ModelConfig(embed_dim=embed_dim, dim=dim, layers=layers)
     except ValueError as e:
@@ -254,11 +253,11 @@ def train(
     if resume is not None:
         out = resume
         config, teacher = _resumed_options(ctx, ckpt.load(resume)["fingerprint"], config, teacher)
+    config = replace(config, threads=threads or os.cpu_count() or 1)  # train() sets torch to it; the manifest records it
     chosen = resolve_device(device)
     teacher_model = load_teacher(teacher, str(chosen), log=lambda m: typer.echo(m, err=True)) if teacher != "none" else None
     where = f" ({torch.cuda.get_device_name(chosen)})" if chosen.type == "cuda" else ""
-    count = torch.get_num_threads()
-    typer.echo(f"training on {chosen.type}{where}, {count} CPU thread{'s' if count > 1 else ''}", err=True)
+    typer.echo(f"training on {chosen.type}{where}, {config.threads} CPU thread{'s' if config.threads > 1 else ''}", err=True)
     try:
         trained = run_training(
             config,

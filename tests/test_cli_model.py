@@ -16,6 +16,7 @@ def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["format_version"] == 6 and manifest["model"]["dim"] == 16
     assert manifest["training"]["teacher"]["name"] is None
+    assert manifest["training"]["threads"] == 1
     assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64
     assert {"validation", "test"} <= set(manifest["metrics"])
     assert manifest["threshold"] == manifest["metrics"]["validation"]["threshold"]
