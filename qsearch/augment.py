@@ -73,14 +73,18 @@ def augment(question: str, rng: np.random.Generator, neighbours: dict[str, list[
 
 
 def teacher_copies(questions: list[str], share: float, neighbours: dict[str, list[str]], rng: np.random.Generator) -> list[str]:
-    """One changed copy for a ``share`` of the questions (none equal to a question or to
-    another copy), for the teacher to encode: see the module's docstring."""
+    """Changed copies for the teacher to encode (none equal to a question or to another copy):
+    see the module's docstring. ``share`` is copies per question: up to 1, the share of the
+    questions given one; above 1, rounds of one copy each (2.0: two copies of every question;
+    the first round draws as ``share`` 1.0 does)."""
     known = set(questions)
     copies = []
-    for q in questions:
-        if rng.random() < share:
-            copy = augment(q, rng, neighbours)
-            if copy not in known:
-                known.add(copy)
-                copies.append(copy)
+    for round_ in range(int(np.ceil(share))):
+        chance = min(1.0, share - round_)
+        for q in questions:
+            if rng.random() < chance:
+                copy = augment(q, rng, neighbours)
+                if copy not in known:
+                    known.add(copy)
+                    copies.append(copy)
     return copies

@@ -149,9 +149,9 @@ def train(
         "question asked with extra detail stays near the bare one (0: none)."
     ),
     teacher_copies: float = typer.Option(
-        _T.teacher_copies, min=0.0, max=1.0, help="With a teacher: share of the questions given a changed copy (a word dropped, "
-        "swapped, misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns "
-        "which changes keep the meaning."
+        _T.teacher_copies, min=0.0, max=3.0, help="With a teacher: changed copies per question (a word dropped, swapped, "
+        "misspelt or replaced by a near word) that the teacher encodes too (cached), so the student learns which changes "
+        "keep the meaning; up to 1 the share of the questions given one, 2 two of each."
     ),
     distill_words: float = typer.Option(
         _T.distill_words, min=0.0, max=1.0, help="With a teacher: share of the vocabulary's words that the student also "
