@@ -163,6 +163,14 @@ def test_teacher_copies_change_one_word_and_repeat_no_question():
     assert any("java" in c for c in copies), "a word with neighbours is sometimes replaced by one"
 
 
+def test_two_teacher_copies_per_question_keep_the_first_round_and_add_a_second():
+    questions = ["What is the capital of Peru?", "How do I learn Python programming fast?", "Which laptop should I buy for college?"]
+    one = teacher_copies(questions, 1.0, {}, np.random.default_rng(3))
+    two = teacher_copies(questions, 2.0, {}, np.random.default_rng(3))
+    assert two[: len(one)] == one, "the first round is drawn exactly as a single copy is"
+    assert len(two) > len(one) and len(set(two)) == len(two), "the second round adds copies, none repeated"
+
+
 @pytest.mark.slow
 def test_training_with_teacher_copies_has_the_teacher_encode_them_and_distils_them_too(pairs_slice, tmp_path):
     lines = []
