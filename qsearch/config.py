@@ -72,7 +72,7 @@ class TrainConfig:
     detail_pairs: int = 4000  # with a teacher: questions paired in the triplet stage with a copy that states a situation first
     mined_weight: float = 0.0  # triplet stage: weight of negatives mined from the student's own nearest questions
     memory_weight: float = 1.0  # with a teacher, triplet stage: weight of negatives from a memory of the last 2,048 pairs (XBM)
-    teacher_copies: float = 1.0  # with a teacher: changed copies per question that the teacher encodes too (up to 1: the share given one)
+    teacher_copies: float = 2.0  # with a teacher: changed copies per question that the teacher encodes too (up to 1: the share given one)
     distill_words: float = 1.0  # with a teacher: share of vocabulary words distilled alone, as one-word questions
     augment: float = 0.5  # share of distillation questions given a dropped word, swap or typo
     map_power: float = 0.5  # with a teacher: strength of the fitted map onto the teacher's space after pooling (0: none)
