@@ -27,6 +27,7 @@ import pandas as pd
 
 from common import PARAPHRASES, PARAPHRASES_DEV, PARAPHRASES_MORE, RESULTS, cold_command, machine, percentiles, save
 from qsearch import Encoder, SearchEngine, hubness, ranking
+from qsearch.encoder import set_threads
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_difference, roc_curve
 from qsearch.lexical import Lexicon
@@ -149,8 +150,10 @@ def main() -> None:
         encoder = Encoder.load()
         ours = measure(encoder, "qsearch", parts, corpus, args.queries, tmp, encoder.lexicon)
         ours["load_s"] = time.perf_counter() - qs_start
+        ours["encode_every_core_questions_per_s"] = every_core_speed(corpus)
         minilm = MiniLM()
         theirs = measure(minilm, MiniLM.name, parts, corpus, args.queries, tmp, encoder.lexicon)
+        theirs["encode_every_core_questions_per_s"] = theirs["encode_questions_per_s"]
 
         SearchEngine.build(corpus, encoder, tmp / "qsearch-index")
         (tmp / "minilm").mkdir()
@@ -181,7 +184,8 @@ def main() -> None:
         ("retrieval Recall@1 (cosine order)", lambda r: r["retrieval_cosine_order"]["recall@1"], "{:.4f}", True),
         ("retrieval Recall@10 (cosine order)", lambda r: r["retrieval_cosine_order"]["recall@10"], "{:.4f}", True),
         ("retrieval MRR@10 (cosine order)", lambda r: r["retrieval_cosine_order"]["mrr@10"], "{:.4f}", True),
-        ("encoding, batched (questions/s)", lambda r: r["encode_questions_per_s"], "{:,.0f}", True),
+        ("encoding, batched (questions/s; qsearch on one thread, MiniLM on every core)", lambda r: r["encode_questions_per_s"], "{:,.0f}", True),
+        ("encoding, batched, both on every core (questions/s)", lambda r: r["encode_every_core_questions_per_s"], "{:,.0f}", True),
         ("warm query p50, encode + search (ms)", lambda r: r["warm_query_ms"]["p50_ms"], "{:.3f}", False),
         ("warm query p99 (ms)", lambda r: r["warm_query_ms"]["p99_ms"], "{:.3f}", False),
         ("cold one-question command (s)", lambda r: r["cold"]["median_s"], "{:.2f}", False),
@@ -215,6 +219,21 @@ def main() -> None:
     save("compare", {"machine": machine(), "questions": len(corpus), "table": table, "roc_auc_differences": diffs, "qsearch": ours, "minilm": theirs})
     plot(ours, theirs, RESULTS / "compare.png")
     print(f"\nwrote {RESULTS / 'compare.md'}, compare.json, compare.png")
+
+
+def every_core_speed(corpus: list[str]) -> float:
+    """Questions/s with the encoder's batches spread over every core, as the batch commands run
+    it (``set_threads``): the like-for-like figure beside MiniLM, which torch runs on every core.
+    A freshly loaded encoder, so its reading is a first pass like the one-thread figure's. That
+    one-thread figure stays the headline, the harder bar of the two."""
+    encoder = Encoder.load()
+    set_threads(os.cpu_count() or 1)
+    try:
+        start = time.perf_counter()
+        encoder.encode(corpus)
+        return len(corpus) / (time.perf_counter() - start)
+    finally:
+        set_threads(1)
 
 
 def differences(ours: dict, theirs: dict) -> dict[str, dict]:
