@@ -594,7 +594,7 @@ def dedup(
         except OSError as e:
             raise QsearchError(f"cannot write {out}: {e.strerror or e}") from None
     typer.echo(
-        f"{len(result.rows)} rows: {clusters} clusters of duplicates holding {in_clusters} rows "
+        f"{len(result.rows)} rows: {clusters} cluster{'' if clusters == 1 else 's'} of duplicates holding {in_clusters} rows "
         f"(threshold {result.threshold:.3f}, {time.perf_counter() - started:.1f}s)" + (f"; written to {out}" if out else "")
     )
     if engine is not None:

@@ -63,7 +63,7 @@ def test_cli_writes_input_columns_first(tmp_path):
     pd.DataFrame({"n": range(len(ROWS)), "title": ROWS}).to_csv(src, sep="\t", index=False)
     out = tmp_path / "clusters.csv"
     printed = run_cli("dedup", str(src), "--column", "title", "--out", str(out))
-    assert "clusters of duplicates" in printed.stdout
+    assert "2 clusters of duplicates holding 4 rows" in printed.stdout
     written = pd.read_csv(out, keep_default_na=False)
     assert list(written.columns) == ["n", "title", "cluster", "cluster_size"] and len(written) == len(ROWS)
 
@@ -87,3 +87,10 @@ def test_default_threshold_is_the_models_cluster_threshold():
     encoder = Encoder.load()
     result = dedup(pd.DataFrame({"question": ROWS}), "question", encoder)
     assert result.threshold == encoder.cluster_threshold > encoder.threshold
+
+
+def test_cli_counts_one_cluster_in_the_singular(tmp_path):
+    src = tmp_path / "two.csv"
+    pd.DataFrame({"question": ["How old are you?", "How old are you?", "Why is the sky blue?"]}).to_csv(src, index=False)
+    printed = run_cli("dedup", str(src))
+    assert printed.stdout.startswith("3 rows: 1 cluster of duplicates holding 2 rows ")
