@@ -76,8 +76,8 @@ class DedupRequest(BaseModel):
     threshold: Optional[StrictFloat | StrictInt] = Field(None, description="Verdict score (cosine less the word gap) above which two questions join a cluster; null: the model's.")
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -250,6 +250,11 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:  # a GET /search from a browser or a plain curl: say what the route takes
+            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip() and m.strip() != "HEAD"]
+            path, body = request.url.path, " with a JSON body (the API is described at /docs)" if "POST" in allowed else ""
+            use = f"; send {' or '.join(allowed)} {path}{body}" if allowed else ""
+            return _error(405, f"{request.method} {path} is not allowed{use}", exc.headers)
         return _error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(QsearchError)

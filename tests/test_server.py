@@ -109,7 +109,11 @@ def test_oversized_chunked_body_without_length_is_refused(client):
 
 def test_unknown_paths_and_methods_get_json_errors(client):
     assert client.get("/nope").json() == {"error": "Not Found"}
-    assert client.get("/search").status_code == 405 and "error" in client.get("/search").json()
+    wrong_method = client.get("/search")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json() == {"error": "GET /search is not allowed; send POST /search with a JSON body (the API is described at /docs)"}
+    assert wrong_method.headers["allow"] == "POST"
+    assert client.post("/health").json() == {"error": "POST /health is not allowed; send GET /health"}
 
 
 def test_add_says_whether_the_question_was_new(client):
