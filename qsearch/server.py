@@ -251,8 +251,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 405:  # a GET /search from a browser or a plain curl: say what the route takes
-            allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip() and m.strip() != "HEAD"]
-            path, body = request.url.path, " with a JSON body (the API is described at /docs)" if "POST" in allowed else ""
+            allowed = [m for m in (m.strip() for m in (exc.headers or {}).get("Allow", "").split(",")) if m and m != "HEAD"]
+            path = request.url.path
+            body = " with a JSON body (the API is described at /docs)" if "POST" in allowed else ""
             use = f"; send {' or '.join(allowed)} {path}{body}" if allowed else ""
             return _error(405, f"{request.method} {path} is not allowed{use}", exc.headers)
         return _error(exc.status_code, str(exc.detail))
