@@ -43,6 +43,22 @@ ColumnOpt = typer.Option(None, help="Column of --file holding the questions.")
 ThresholdOpt = typer.Option(None, help="Verdict score (cosine less the word gap) above which a match is a duplicate; default: the model's.")
 
 
+def _print_version(asked: bool) -> None:
+    """``--version``: print the installed version and stop, before any command runs."""
+    if asked:
+        from qsearch import __version__
+
+        typer.echo(f"qsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """Options for every command (the version, for a bug report)."""
+
+
 def _questions(questions: list[str] | None, file: Path | None, column: str | None) -> list[str]:
     """Questions from the arguments and --file, stripped; a blank one is refused."""
     from qsearch.search import clean_questions
@@ -335,8 +351,7 @@ def compare(
     model: Optional[Path] = ModelOpt,
     threshold: Optional[float] = typer.Option(None, help="Override the model's threshold."),
 ) -> None:
-    """Cosine similarity of two questions (less their word gap, for a model with one) and
-    whether they are duplicates.
+    """Whether two questions are duplicates: their cosine, less their word gap for a model with one.
 
     Example: qsearch compare "When will I see you?" "When can I see you again?"
     """

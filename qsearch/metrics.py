@@ -1,4 +1,4 @@
-"""Prometheus metrics of a running server: requests by route and status, latency, index size, adds.
+"""Prometheus metrics of a running server: requests by route and status, latency, index size, adds, version.
 
 One set of metric objects per process. With several worker processes (``serve --workers N``)
 ``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start, each writes its values there,
@@ -20,6 +20,10 @@ LATENCY = Histogram(
 )
 QUESTIONS = Gauge(
     "qsearch_index_questions", "Questions stored and searchable in the index.", registry=REGISTRY, multiprocess_mode="max"
+)
+BUILD = Gauge(  # the Prometheus convention for a version: a gauge of 1 labelled with it (an Info metric has no multiprocess mode)
+    "qsearch_build_info", "Always 1; its label is the version of qsearch serving.", ["version"], registry=REGISTRY,
+    multiprocess_mode="max",
 )
 ADDED = Counter("qsearch_questions_added", "New questions added through /add (exact repeats not counted).", registry=REGISTRY)
 CONTENT_TYPE = CONTENT_TYPE_LATEST

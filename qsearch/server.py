@@ -37,7 +37,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from qsearch import metrics
+from qsearch import __version__, metrics
 from qsearch.errors import QsearchError
 from qsearch.search import SearchEngine, added_json, check_threshold, clean_questions, results_json
 
@@ -234,9 +234,10 @@ def create_app(
         if close_engine:
             engine.close()
 
-    app = FastAPI(title="qsearch", description="Duplicate-question search over HTTP.", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="qsearch", description="Duplicate-question search over HTTP.", version=__version__, lifespan=lifespan)
 
     app.add_middleware(BodyLimit)
+    metrics.BUILD.labels(__version__).set(1)
 
     app.add_middleware(Observe, log_questions=log_questions)
 
@@ -271,12 +272,13 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict:
-        """Liveness, the number of stored questions (all searchable), the model in use, and
-        whether adds have grown the index enough that `qsearch repair` should measure hubness again."""
+        """Liveness, qsearch's version, the number of stored questions (all searchable), the model
+        in use, and whether adds have grown the index enough that `qsearch repair` should measure
+        hubness again."""
         engine.refresh()
         metrics.QUESTIONS.set(len(engine))
         return {
-            "status": "ok", "questions": len(engine), "model": engine.encoder.name, "threshold": engine.threshold,
+            "status": "ok", "version": __version__, "questions": len(engine), "model": engine.encoder.name, "threshold": engine.threshold,
             "writable": not (read_only or engine.read_only), "needs_key": api_key is not None, "max_dedup": MAX_DEDUP,
             "hubness_measured_for": engine.hubness_measured_for, "repair_advised": engine.hubness_outgrown(),
         }

@@ -73,6 +73,13 @@ def run_cli(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedPro
     return result
 
 
+def project_version() -> str:
+    """The version pyproject.toml gives: what ``--version``, ``/health`` and the metrics must report."""
+    import tomllib
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["version"]
+
+
 def write_gz(path: Path, text: str) -> Path:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write(text)

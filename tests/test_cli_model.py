@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qsearch import Encoder
-from conftest import run_cli
+from conftest import project_version, run_cli
 
 
 @pytest.mark.slow
@@ -171,6 +171,11 @@ def test_evaluate_a_file_without_the_columns_is_a_clear_error(tmp_path):
     result = run_cli("evaluate", "--data", str(data), check=False)
     assert result.returncode == 1 and "no column(s)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_version_prints_the_projects_version_and_runs_no_command():
+    result = run_cli("--version")
+    assert result.stdout == f"qsearch {project_version()}\n" and not result.stderr
 
 
 def test_every_command_has_an_example_in_its_help():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import project_version
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,6 +46,7 @@ def test_a_wheel_installed_in_a_fresh_venv_builds_and_queries_from_another_direc
     where = subprocess.run([venv / "bin" / "python", "-c", "import qsearch; print(qsearch.__file__)"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(site)), where
+    assert qsearch("--version") == f"qsearch {project_version()}\n"
     assert "indexed 64942 unique questions" in qsearch("build-index")
     index = home / ".local" / "share" / "qsearch" / "indexes" / "default"
     assert (index / "CURRENT").is_file()

@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from qsearch import SearchEngine
 from qsearch.server import MAX_BODY_BYTES, create_app
-from conftest import RunningServer
+from conftest import RunningServer, project_version
 
 
 @pytest.fixture()
@@ -21,6 +21,7 @@ def client(engine):
 def test_health(client, engine):
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["questions"] == len(engine) and body["model"]
+    assert body["version"] == project_version()
     assert body["hubness_measured_for"] == len(engine) and body["repair_advised"] is False
 
 
@@ -185,6 +186,7 @@ def test_metrics_count_requests_by_route_and_status_and_report_the_index(client,
     assert metric(after, "qsearch_request_seconds_count", route="/search") >= 2
     assert metric(after, "qsearch_questions_added_total") == metric(before, "qsearch_questions_added_total") + 1
     assert metric(after, "qsearch_index_questions") == len(engine)
+    assert metric(after, "qsearch_build_info", version=project_version()) == 1
 
 
 def test_access_log_has_one_line_per_request_without_questions_unless_asked(engine, caplog):
