@@ -1,11 +1,18 @@
-"""The README's Python API example runs as written, so the first code a user copies works."""
+"""The README's examples run as written and print what it shows, so the first code a user
+copies works and the outputs it reads are real."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,3 +36,60 @@ def test_the_python_api_example_runs_and_prints_what_its_comments_say(tmp_path):
     said = re.search(r'by_kind.*#\s*([0-9.]+)\.\.\., ([0-9.]+)\.\.\.', python_api_example())  # the comment's figures
     assert (round(auc, 4), round(other_words, 4)) == (float(said.group(1)), float(said.group(2)))
     assert (tmp_path / "indexes" / "demo").is_dir()
+
+
+def transcripts(prefix: str) -> list[tuple[list[str], str]]:
+    """Every ``$ PREFIX ...`` line of the README's text blocks, as arguments (``qsearch`` itself
+    left out), with the output the README shows under it (up to the next ``$`` line or the
+    block's end)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = []
+    for block in re.findall(r"```text\n(.*?)```", readme, re.S):
+        for chunk in re.split(r"^(?=\$ )", block, flags=re.M):
+            line, _, shown = chunk.partition("\n")
+            if line.startswith(f"$ {prefix}"):
+                args = shlex.split(line[2:])
+                found.append((args[1:] if args[0] == "qsearch" else args, shown.strip("\n") + "\n"))
+    return found
+
+
+def timeless(text: str) -> str:
+    """Output with its timings (``0.1s``) blanked: the one part that is not the same each run."""
+    return re.sub(r"\b\d+(\.\d+)?s\b", "_s", text)
+
+
+def rounded(text: str) -> str:
+    """Output with JSON's full-precision floats cut to 5 decimals: the float32 sums behind a
+    score may end in other digits from one BLAS thread count or index build to another."""
+    return re.sub(r"\d+\.\d{6,}", lambda m: f"{float(m.group()):.5f}", text)
+
+
+def test_the_compare_examples_print_what_the_readme_shows():
+    examples = transcripts("qsearch compare ")
+    assert len(examples) >= 4
+    for args, shown in examples:
+        assert run_cli(*args).stdout == shown, args
+
+
+def test_the_dedup_examples_print_what_the_readme_shows(tmp_path):
+    [(_, archive)] = transcripts("cat archive.csv")
+    (tmp_path / "archive.csv").write_text(archive)
+    examples = transcripts("qsearch dedup ")
+    assert len(examples) >= 3
+    for args, shown in examples:
+        written = ""
+        if "&&" in args:  # `... --out clusters.csv && cat clusters.csv`
+            args = args[: args.index("&&")]
+            written = "clusters.csv"
+        printed = run_cli(*args, cwd=tmp_path).stdout + ((tmp_path / written).read_text() if written else "")
+        assert timeless(printed) == timeless(shown), args
+
+
+@pytest.mark.slow
+def test_the_query_examples_print_what_the_readme_shows(tmp_path):
+    env = {**os.environ, "QSEARCH_INDEX": str(tmp_path / "index")}
+    assert "indexed 64942 unique questions" in run_cli("build-index", env=env).stdout
+    examples = [(args, shown) for args, shown in transcripts("qsearch query ") if "--index" not in args]
+    assert len(examples) >= 3  # those with --index belong to their sections' own indexes (a repaired one, a missing one)
+    for args, shown in examples:
+        assert rounded(run_cli(*args, env=env).stdout) == rounded(shown), args
