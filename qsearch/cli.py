@@ -43,6 +43,11 @@ ColumnOpt = typer.Option(None, help="Column of --file holding the questions.")
 ThresholdOpt = typer.Option(None, help="Verdict score (cosine less the word gap) above which a match is a duplicate; default: the model's.")
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and its noun, in the singular for one: "1 row", "2 rows"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _print_version(asked: bool) -> None:
     """``--version``: print the installed version and stop, before any command runs."""
     if asked:
@@ -447,7 +452,7 @@ def build_index(
     where = f"{index} ({m['index_type']}{tuned})" if backend == "faiss" else (
         f"{index} (milvus {m['index_type']}: collection {collection!r} at {m['milvus_uri']})"
     )
-    typer.echo(f"indexed {len(engine)} unique questions (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
+    typer.echo(f"indexed {_count(len(engine), 'unique question')} (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
     if m["kept_from_previous"]:
         typer.echo(f"kept {m['kept_from_previous']} question(s) that the index held beyond these (added since its build); --replace drops them")
     engine.close()
@@ -609,7 +614,7 @@ def dedup(
         except OSError as e:
             raise QsearchError(f"cannot write {out}: {e.strerror or e}") from None
     typer.echo(
-        f"{len(result.rows)} rows: {clusters} cluster{'' if clusters == 1 else 's'} of duplicates holding {in_clusters} rows "
+        f"{_count(len(result.rows), 'row')}: {_count(clusters, 'cluster')} of duplicates holding {_count(in_clusters, 'row')} "
         f"(threshold {result.threshold:.3f}, {time.perf_counter() - started:.1f}s)" + (f"; written to {out}" if out else "")
     )
     if engine is not None:

@@ -94,3 +94,9 @@ def test_cli_counts_one_cluster_in_the_singular(tmp_path):
     pd.DataFrame({"question": ["How old are you?", "How old are you?", "Why is the sky blue?"]}).to_csv(src, index=False)
     printed = run_cli("dedup", str(src))
     assert printed.stdout.startswith("3 rows: 1 cluster of duplicates holding 2 rows ")
+
+
+def test_cli_counts_one_row_in_the_singular(tmp_path):
+    src = tmp_path / "one.csv"
+    pd.DataFrame({"question": ["Why is the sky blue?"]}).to_csv(src, index=False)
+    assert run_cli("dedup", str(src)).stdout.startswith("1 row: 0 clusters of duplicates holding 0 rows ")

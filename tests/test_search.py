@@ -185,6 +185,13 @@ def test_cli_build_query_add_json(tmp_path):
     assert "Which moon of Jupiter has the thickest ice?" in found.stdout
 
 
+def test_cli_counts_one_indexed_question_in_the_singular(tmp_path):
+    questions = tmp_path / "q.txt"
+    questions.write_text("How old are you?\nHow old are you?\n")
+    built = run_cli("build-index", "--questions", str(questions), "--index", str(tmp_path / "idx"))
+    assert built.stdout.startswith("indexed 1 unique question (of 2 read) into ")
+
+
 def test_query_and_add_say_which_words_the_model_read_as_others(tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text("How old are you?\nWhat is your age?\nHow do I learn Python quickly?\n")
