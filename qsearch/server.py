@@ -235,9 +235,9 @@ def create_app(
             engine.close()
 
     app = FastAPI(title="qsearch", description="Duplicate-question search over HTTP.", version=__version__, lifespan=lifespan)
+    metrics.BUILD.labels(__version__).set(1)
 
     app.add_middleware(BodyLimit)
-    metrics.BUILD.labels(__version__).set(1)
 
     app.add_middleware(Observe, log_questions=log_questions)
 
