@@ -77,11 +77,12 @@ def test_the_dedup_examples_print_what_the_readme_shows(tmp_path):
     examples = transcripts("qsearch dedup ")
     assert len(examples) >= 3
     for args, shown in examples:
-        written = ""
-        if "&&" in args:  # `... --out clusters.csv && cat clusters.csv`
-            args = args[: args.index("&&")]
-            written = "clusters.csv"
-        printed = run_cli(*args, cwd=tmp_path).stdout + ((tmp_path / written).read_text() if written else "")
+        cut = args.index("&&") if "&&" in args else len(args)  # `... --out clusters.csv && cat clusters.csv`
+        args, then = args[:cut], args[cut + 1 :]
+        printed = run_cli(*args, cwd=tmp_path).stdout
+        if then:
+            assert then[0] == "cat", then
+            printed += (tmp_path / then[1]).read_text()
         assert timeless(printed) == timeless(shown), args
 
 
