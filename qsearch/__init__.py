@@ -5,14 +5,15 @@
 >>> engine.search(["How old are you?"], k=3)[0][0].text
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _installed_version
 
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
 from qsearch.search import Match, SearchEngine
 
 try:
-    __version__ = version("qsearch")  # pyproject.toml's, as installed: the one place it is written
+    __version__ = _installed_version("qsearch")  # pyproject.toml's, as installed: the one place it is written
 except PackageNotFoundError:  # imported from a source tree that pip never installed
     __version__ = "0+unknown"
 
