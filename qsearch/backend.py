@@ -45,6 +45,14 @@ class QuestionIndex(Protocol):
         Durable when it returns: an acknowledged question survives a killed process.
         """
 
+    def remove(self, ids: list[int]) -> dict[int, str]:
+        """Delete the questions with these ids and record their texts, which ``removed_texts``
+        gives until one is stored again; return {id: text} of those that were stored (the
+        caller holds the writer lock). Durable when it returns; no id is issued again."""
+
+    def removed_texts(self) -> list[str]:
+        """The texts removed and not stored again since: what a rebuild leaves out."""
+
     def vectors(self, ids: list[int]) -> np.ndarray:
         """The stored unit vector of each id, in order (search's results, for their verdicts)."""
 

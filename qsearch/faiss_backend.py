@@ -5,12 +5,18 @@ FAISS in memory; the FAISS file is a checkpoint written every ``CHECKPOINT_EVERY
 close. Rows in the store but not in FAISS (an add killed midway, another process's adds) are
 encoded again on open and on refresh; a lost, damaged or foreign vector file is rebuilt from
 the store, which holds every text.
+
+A removal deletes the rows from the store and records them there (``Store.remove``); each
+process then drops those ids from its vectors, on open and on refresh. A flat index deletes them;
+the approximate types cannot (FAISS has no removal for them), so their ids are hidden from results
+until ``qsearch repair`` writes a vector file without them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,23 +56,30 @@ class FaissIndex:
         self._pending = 0
         self._closed = False
         self._top = int(vindex.indexed_ids(index).max()) if index.ntotal else 0
+        self._hidden: set[int] = set()  # removed ids still in an index type that cannot delete
+        self._mark = 0  # the last removal applied here (``Store.removal_mark``)
 
     @classmethod
-    def create(cls, gen: Path, manifest: dict, encoder: Encoder, texts: list[str], progress=None, recall: float = 0.99) -> "FaissIndex":
-        """Store and index ``texts`` (distinct, non-blank) in a new generation folder.
+    def create(
+        cls, gen: Path, manifest: dict, encoder: Encoder, texts: list[str], progress=None, recall: float = 0.99,
+        ids: list[int] | None = None, removed: dict[str, int] | None = None,
+    ) -> "FaissIndex":
+        """Store and index ``texts`` (distinct, non-blank) in a new generation folder, under
+        ``ids`` (by default 1..n), recording ``removed`` (texts removed from the index it
+        replaces, with their ids there) so that later rebuilds leave them out.
 
         An approximate index is tuned to ``recall`` (recall@10 against exact search); the
         chosen parameters and the measured recall are written into ``manifest``.
         """
         vectors = _encode_all(encoder, texts, progress)
-        ids = np.arange(1, len(texts) + 1, dtype=np.int64)
+        ids = np.arange(1, len(texts) + 1, dtype=np.int64) if ids is None else np.array(ids, dtype=np.int64)
         index = vindex.new_index(encoder.dim, manifest["index_type"], train=vectors)
         index.add_with_ids(vectors, ids)
         tuned = vindex.tune(index, manifest["index_type"], vectors, ids, recall)
         manifest["search_params"] = {k: v for k, v in tuned.items() if k != "recall_at_10"}
         manifest["tuned_recall_at_10"] = tuned["recall_at_10"]
         vindex.apply_params(index, manifest["index_type"], manifest["search_params"])
-        store = Store.create(gen / "questions.db", texts, hubness.measure(index, vectors, ids))
+        store = Store.create(gen / "questions.db", texts, hubness.measure(index, vectors, ids), ids.tolist(), removed)
         vindex.save(index, gen / "vectors.faiss")
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cls(gen, manifest, encoder, store, index)
@@ -76,9 +89,12 @@ class FaissIndex:
         """Open a generation; read-only without write permission; catch up on unindexed rows."""
         read_only = cls._read_only(gen)
         store = Store(gen / "questions.db", read_only=read_only)
-        index = cls._load_vectors(gen, manifest, encoder, store, store.check(), read_only)
+        removed, mark = store.removed_after(0)
+        index = cls._load_vectors(gen, manifest, encoder, store, store.check(), read_only, set(removed))
         backend = cls(gen, manifest, encoder, store, index, read_only)
-        missing = store.rows_missing_from(vindex.indexed_ids(index))
+        backend._forget(removed)
+        backend._mark = mark
+        missing = store.rows_missing_from(backend._live_ids())
         if missing:  # an add killed between its commit and the checkpoint
             backend._add_rows(missing)
             backend._pending += len(missing)
@@ -92,30 +108,35 @@ class FaissIndex:
         return not (os.access(gen, os.W_OK) and os.access(db, os.W_OK) and os.access(gen.parent, os.W_OK))
 
     @classmethod
-    def stored_texts(cls, gen: Path) -> list[str]:
-        """A generation's questions read from its store alone, without its model or vector file,
-        so a rebuild keeps them even when those no longer load; opened for writing where
-        allowed, so a killed add's WAL is recovered, not skipped."""
+    def stored_texts(cls, gen: Path) -> tuple[dict[str, int], dict[str, int]]:
+        """A generation's questions and those removed from it, each with its id, read from its
+        store alone, without its model or vector file, so a rebuild keeps them even when those
+        no longer load; opened for writing where allowed, so a killed add's WAL is recovered, not skipped."""
         store = Store(gen / "questions.db", read_only=cls._read_only(gen))
         try:
             store.check()
-            return store.all_texts()
+            try:
+                return {t: i for i, t in store.all_rows()}, store.removed_texts()
+            except sqlite3.DatabaseError as e:
+                raise store.damaged(e) from None
         finally:
             store.close()
 
     @staticmethod
-    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, stored: int, read_only: bool):
-        """The vector index; lost, damaged or not matching the store (``stored`` rows), it is rebuilt from the store."""
+    def _load_vectors(gen: Path, manifest: dict, encoder: Encoder, store: Store, stored: int, read_only: bool, removed: set[int]):
+        """The vector index; lost, damaged or not matching the store (``stored`` rows, ``removed``
+        ids since), it is rebuilt from the store."""
         path = gen / "vectors.faiss"
         problem = None
         try:
             index = vindex.load(path, manifest["index_type"], manifest.get("search_params")) if path.exists() else None
+            live = None if index is None else np.setdiff1d(vindex.indexed_ids(index), np.fromiter(removed, np.int64, len(removed)))
             if index is None:
                 problem = "is missing"
             elif index.d != manifest["dim"]:
                 problem = f"has dimension {index.d}, the model {manifest['dim']}"
-            elif index.ntotal and (index.ntotal > stored or int(vindex.indexed_ids(index).max()) > store.max_id()):
-                problem = "holds ids the store lacks (it comes from another build)"  # ids only grow, none is deleted
+            elif len(live) and (len(live) > stored or int(live.max()) > store.top_id()):
+                problem = "holds ids the store lacks (it comes from another build)"  # no id is issued twice
         except QsearchError:
             problem = "cannot be read"
         if problem is None:
@@ -143,7 +164,7 @@ class FaissIndex:
         self.store.set_hubs(ids, hubness.measure(index, vectors, ids))
         vindex.save(index, self.gen / "vectors.faiss")
         with self._lock.writing():
-            self.index, self._pending = index, 0
+            self.index, self._pending, self._hidden = index, 0, set()
         return int(index.ntotal)
 
     def _add_rows(self, rows: list[tuple[int, str]]) -> None:
@@ -152,12 +173,33 @@ class FaissIndex:
             self.index.add_with_ids(vectors, np.array([i for i, _ in rows], dtype=np.int64))
         self._top = max(self._top, max(i for i, _ in rows))
 
+    def _live_ids(self) -> np.ndarray:
+        """The ids searchable here: those in the vector index and not hidden."""
+        ids = vindex.indexed_ids(self.index)
+        return ids[~np.isin(ids, list(self._hidden))] if self._hidden else ids
+
+    def _forget(self, ids: list[int]) -> None:
+        """Take removed ids out of the vector index (or hide them, where it cannot delete)."""
+        present = np.intersect1d(self._live_ids(), np.array(ids, dtype=np.int64))
+        if not len(present):
+            return
+        with self._lock.writing():
+            try:
+                self.index.remove_ids(present)
+            except RuntimeError:  # pq-refine and hnsw: "remove_ids not implemented", raised before any change
+                self._hidden.update(present.tolist())
+        self._pending += len(present)
+
     def __len__(self) -> int:
-        return int(self.index.ntotal)
+        return int(self.index.ntotal) - len(self._hidden)
 
     def refresh(self) -> None:
-        """Index the rows committed to the store after the last one this process indexed."""
+        """Drop the ids removed since the last removal applied here, then index the rows
+        committed to the store after the last one this process indexed."""
         with self._refresh:
+            if self.store.removal_mark() > self._mark:
+                removed, self._mark = self.store.removed_after(self._mark)
+                self._forget(removed)
             top = self.store.max_id()
             if top > self._top:
                 self._add_rows(self.store.rows_after(self._top))
@@ -166,10 +208,12 @@ class FaissIndex:
         if not len(self):
             return [[] for _ in vectors]
         with self._lock.reading():
-            scores, ids = self.index.search(vectors, min(k, len(self)))
+            hidden = set(self._hidden)
+            scores, ids = self.index.search(vectors, min(k + len(hidden), int(self.index.ntotal)))
         rows = self.store.texts_and_hubs(i for i in ids.ravel() if i >= 0)
-        return [
-            [(int(i), float(s), *rows[int(i)]) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)
+        return [  # a row another process removed a moment ago is in no store row: left out like a hidden one
+            [(int(i), float(s), *rows[int(i)]) for s, i in zip(row_s, row_i) if i >= 0 and int(i) in rows and int(i) not in hidden][:k]
+            for row_s, row_i in zip(scores, ids)
         ]
 
     def add(self, texts: list[str], vectors: np.ndarray, hubs: list[float]) -> tuple[list[int], list[bool]]:
@@ -184,6 +228,17 @@ class FaissIndex:
         if self._pending >= CHECKPOINT_EVERY:
             self.flush()
         return ids, first_seen(ids, fresh)
+
+    def remove(self, ids: list[int]) -> dict[int, str]:
+        with self._refresh:
+            gone = self.store.remove(ids)
+            self._forget(list(gone))
+        if self._pending >= CHECKPOINT_EVERY:
+            self.flush()
+        return gone
+
+    def removed_texts(self) -> list[str]:
+        return list(self.store.removed_texts())
 
     def vectors(self, ids: list[int]) -> np.ndarray:
         if not ids:

@@ -12,6 +12,12 @@ consistency level: an add acknowledged by one replica is seen by the next reques
 other. ``uri`` is a Milvus Lite file (embedded, one process at a time) or ``http://host:19530``
 (a Milvus standalone or cluster, any number of qsearch processes and machines); the token for
 a server comes from ``MILVUS_TOKEN`` and is never written down.
+
+A removed question is deleted from the collection and recorded, under the id it had, in a
+second collection, ``<collection>_removed`` (made at the first removal; Milvus needs a vector
+field in every collection, so it holds a constant 2-dimensional one). A rebuild reads it to
+leave the text out, and a look-up passes over a recorded id as over a held one, so a text that a
+collision had moved on to the next id is still found after the first one is removed.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ MAX_TEXT_BYTES = 65535
 INDEX_TYPES = {"flat": ("FLAT", {}), "hnsw": ("HNSW", {"M": 32, "efConstruction": 80})}
 HNSW_EF = 128
 _EXTRA = "pip install 'qsearch[milvus]'"
+REMOVED_SUFFIX = "_removed"
 ID_BITS = 53  # JavaScript's exact integers
 
 
@@ -93,6 +100,7 @@ class MilvusIndex:
         self.client, self.uri, self.collection, self.read_only = client, uri, collection, read_only
         self._write = threading.Lock()
         self._ef = HNSW_EF
+        self._removals_seen = False  # once the removed collection exists, it stays
 
     # ---- connecting -------------------------------------------------------------------------
     @staticmethod
@@ -130,11 +138,16 @@ class MilvusIndex:
             raise QsearchError(f"Milvus {what} on collection {self.collection!r} at {self.uri} failed: {_first_line(e)}") from None
 
     @classmethod
-    def create(cls, uri: str, collection: str, model: dict, index_type: str, texts: list[str], encoder, progress=None, token=None) -> "MilvusIndex":
+    def create(
+        cls, uri: str, collection: str, model: dict, index_type: str, texts: list[str], encoder, progress=None, token=None,
+        removed: list[str] = (), keep_removed: bool = True,
+    ) -> "MilvusIndex":
         """A new collection holding ``texts`` and their vectors.
 
         An existing collection built by the same model is replaced (a rebuild, like FAISS's);
-        one built by another model or with another dimension is refused.
+        one built by another model or with another dimension is refused. The record of removed
+        texts is kept for the next rebuild unless ``keep_removed`` is False; ``removed`` (those
+        of the index this one replaces) join it.
         """
         pymilvus = _milvus()
         if index_type not in INDEX_TYPES:
@@ -150,6 +163,8 @@ class MilvusIndex:
                     f"or drop it first (pymilvus: MilvusClient({uri!r}).drop_collection({collection!r}))"
                 )
             backend._call("drop_collection", client.drop_collection, collection)
+        if not keep_removed and backend._call("has_collection", client.has_collection, backend.removed_collection):
+            backend._call("drop_collection", client.drop_collection, backend.removed_collection)
         schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="qsearch questions")
         schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
         schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=int(model["dim"]))
@@ -179,6 +194,7 @@ class MilvusIndex:
             end = start + BATCH
             backend._upsert(ids[start:end], texts[start:end], vectors[start:end], hubs[start:end])
         backend._call("flush", client.flush, collection)  # sealed segments search faster than growing ones
+        backend._record_removed(removed)
         return backend
 
     @classmethod
@@ -214,19 +230,24 @@ class MilvusIndex:
         self._call("upsert", self.client.upsert, self.collection, rows)
 
     def _locate(self, texts: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-        """(ids of the texts already stored, free ids for the others), by primary-key look-ups."""
+        """(ids of the texts already stored, free ids for the others), by primary-key look-ups.
+
+        An id that a removed question had is passed over like a held one (a tombstone): a
+        text stored beyond it, after a collision, is still found.
+        """
         known: dict[str, int] = {}
         free: dict[str, int] = {}
         probe = {t: text_id(t) for t in dict.fromkeys(texts)}
         while probe:
             rows = self._call("get", self.client.get, self.collection, ids=list(set(probe.values())), output_fields=["text"])
             held = {int(r["id"]): r["text"] for r in rows}
+            vacated = self._vacated([i for i in set(probe.values()) if i not in held])
             for text, i in list(probe.items()):
                 if held.get(i) == text:
                     known[text] = i
-                elif i not in held and i not in free.values():
+                elif i not in held and i not in vacated and i not in free.values():
                     free[text] = i
-                else:  # a collision: another text holds this id; try the next
+                else:  # a collision: another text holds or held this id; try the next
                     probe[text] = _next_id(i)
                     continue
                 del probe[text]
@@ -265,17 +286,19 @@ class MilvusIndex:
 
     def all_texts(self) -> list[str]:
         """Every text, read in batches (a query alone returns at most 16,384 rows)."""
+        return [r["text"] for batch in self._batches(self.collection) for r in batch]
+
+    def _batches(self, collection: str) -> Iterable[list[dict]]:
+        """A collection's texts, ``BATCH`` rows at a time."""
         rows = self._call(
-            "query_iterator", self.client.query_iterator, self.collection, batch_size=BATCH, output_fields=["text"],
+            "query_iterator", self.client.query_iterator, collection, batch_size=BATCH, output_fields=["text"],
             consistency_level=CONSISTENCY,
         )
-        out: list[str] = []
         try:
             while batch := self._call("query_iterator", rows.next):
-                out += [r["text"] for r in batch]
+                yield batch
         finally:
             rows.close()
-        return out
 
     def add(self, texts: list[str], vectors: np.ndarray, hubs: list[float]) -> tuple[list[int], list[bool]]:
         """Upsert the texts not stored yet under their ids (the caller holds the folder's writer lock).
@@ -289,6 +312,67 @@ class MilvusIndex:
                 self._upsert(list(free.values()), list(free), vectors[[row[t] for t in free]], [hubs[row[t]] for t in free])
         ids = {**known, **free}
         return [ids[t] for t in texts], first_seen(texts, free)
+
+    @property
+    def removed_collection(self) -> str:
+        return self.collection + REMOVED_SUFFIX
+
+    def _record_removed(self, texts: list[str]) -> None:
+        """Record removed texts (from an index this one replaced) that the record lacks, under their own ids."""
+        recorded = set(self.removed_texts()) if texts else set()
+        rows = [{"id": text_id(t), "text": t, "vector": [1.0, 0.0]} for t in texts if t not in recorded]
+        if rows:
+            self._ensure_removed_collection()
+            self._call("upsert", self.client.upsert, self.removed_collection, rows)
+
+    def _vacated(self, ids: list[int]) -> set[int]:
+        """Which of these ids a removed question had."""
+        if not ids or not self._has_removals():
+            return set()
+        rows = self._call("get", self.client.get, self.removed_collection, ids=ids, output_fields=["id"])
+        return {int(r["id"]) for r in rows}
+
+    def _has_removals(self) -> bool:
+        if not self._removals_seen and self._call("has_collection", self.client.has_collection, self.removed_collection):
+            self._call("load_collection", self.client.load_collection, self.removed_collection)
+            self._removals_seen = True
+        return self._removals_seen
+
+    def remove(self, ids: list[int]) -> dict[int, str]:
+        """Record the stored ones under their ids in the removed collection, then delete them
+        (the caller holds the folder's writer lock); a removal killed between the two is taken
+        again whole."""
+        with self._write:
+            gone = self.texts(ids)
+            if gone:
+                self._ensure_removed_collection()
+                rows = [{"id": i, "text": t, "vector": [1.0, 0.0]} for i, t in gone.items()]
+                self._call("upsert", self.client.upsert, self.removed_collection, rows)
+                self._call("delete", self.client.delete, self.collection, ids=list(gone))
+        return gone
+
+    def _ensure_removed_collection(self) -> None:
+        if self._has_removals():
+            return
+        pymilvus = _milvus()
+        schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="qsearch removed questions")
+        schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
+        schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=2)
+        params = self.client.prepare_index_params()
+        params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        self._call(
+            "create_collection", self.client.create_collection, self.removed_collection, schema=schema, index_params=params,
+            consistency_level=CONSISTENCY,
+        )
+        self._removals_seen = self._has_removals()
+
+    def removed_texts(self) -> list[str]:
+        if not self._has_removals():
+            return []
+        texts = list(dict.fromkeys(r["text"] for batch in self._batches(self.removed_collection) for r in batch))
+        stored = self._locate(texts)[0]
+        return [t for t in texts if t not in stored]
 
     def refresh(self) -> None:
         """Nothing to catch up: every read asks the collection with Strong consistency."""

@@ -6,7 +6,7 @@ Folder layout (``indexes/default/`` by default)::
     g00002/            one generation: index.json, model/, and the backend's files:
                        questions.db + vectors.faiss (faiss), or nothing (milvus: index.json
                        names the URI and collection; a Milvus Lite file defaults to milvus.db here)
-    .lock              held by writers (build, add)
+    .lock              held by writers (build, add, remove)
 
 ``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
 build leaves the previous index working. The engine encodes, checks input, ranks
@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +87,14 @@ def added_json(
     return [
         {"query": q, "id": i, "added": a, **r, "matches": [m.to_dict() for m in ms]}
         for q, i, a, r, ms in zip(queries, ids, added, _read(read_as, len(queries)), results)
+    ]
+
+
+def removed_json(questions: list[str], by_text: list[int | None], ids: list[int], by_id: dict[int, str]) -> list[dict]:
+    """What a removal reports: each question given (with the id it had, or None) and each id
+    given (with the text it had, or None), and whether it was removed."""
+    return [{"question": q, "id": i, "removed": i is not None} for q, i in zip(questions, by_text)] + [
+        {"question": by_id.get(i), "id": i, "removed": i in by_id} for i in ids
     ]
 
 
@@ -149,15 +157,24 @@ def _model_difference(encoder: Encoder, own: Encoder, manifest: dict) -> str | N
     return None
 
 
-def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
-    """The questions that the live index at ``root`` (if any) holds and ``texts`` lacks.
+@dataclass
+class _Previous:
+    """What a rebuild carries over from the index it replaces."""
+
+    held: dict[str, int] = field(default_factory=dict)  # every stored question, with its id
+    removed: dict[str, int] = field(default_factory=dict)  # every question removed (not stored again), with the id it had
+    faiss: bool = False  # whether these are a FAISS store's ids, which a FAISS rebuild keeps
+
+
+def _previous(root: Path) -> _Previous:
+    """The questions that the live index at ``root`` (if any) holds, and those removed from it.
 
     A FAISS index's questions are read from its SQLite store alone, so a rebuild with a new
     model keeps them even when the old generation's model or vector file no longer loads;
     a Milvus index is opened, since its texts live in the collection.
     """
     if not (root / "CURRENT").exists():
-        return []
+        return _Previous()
     gen = root / (root / "CURRENT").read_text().strip()
     try:
         backend = json.loads((gen / "index.json").read_text()).get("backend", "faiss")
@@ -165,17 +182,29 @@ def _questions_beyond(root: Path, texts: list[str]) -> list[str]:
         backend = None
     try:
         if backend == "faiss":
-            held = FaissIndex.stored_texts(gen)
-        else:
-            old = SearchEngine.open(root)
-            try:
-                held = old.backend.all_texts()
-            finally:
-                old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
+            return _Previous(*FaissIndex.stored_texts(gen), faiss=True)
+        old = SearchEngine.open(root)
+        try:
+            return _Previous(dict.fromkeys(old.backend.all_texts(), 0), dict.fromkeys(old.backend.removed_texts(), 0))
+        finally:
+            old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
     except QsearchError as e:
         raise QsearchError(f"the index at {root} cannot be read to keep its questions ({e}); --replace builds anew without them") from None
-    new = set(texts)
-    return [t for t in held if t not in new]
+
+
+def _carried_ids(texts: list[str], previous: _Previous) -> list[int] | None:
+    """The ids of a FAISS rebuild's ``texts``: each question the FAISS index it replaces held
+    keeps its id, and the others get ids above every id that index issued, so that an id a
+    client holds never comes to name another question; None (1..n) after any other index."""
+    if not previous.faiss:
+        return None
+    top = max([0, *previous.held.values(), *previous.removed.values()])
+    ids = []
+    for text in texts:
+        if text not in previous.held:
+            top += 1
+        ids.append(previous.held.get(text, top))
+    return ids
 
 
 def _check_k(k: int) -> None:
@@ -232,8 +261,10 @@ class SearchEngine:
 
         An index already at ``path`` is replaced, but the questions it holds beyond
         ``questions`` (those added since it was built) go into the new one, so that a rebuild,
-        with a new model say, never loses an acknowledged question; ``keep_old=False`` drops
-        them. The manifest's ``kept_from_previous`` counts them.
+        with a new model say, never loses an acknowledged question, and those removed from it
+        (``remove``) stay out, so that a rebuild from the same source file does not bring them
+        back; ``keep_old=False`` forgets both. The manifest's ``kept_from_previous`` and
+        ``left_out_removed`` count them.
 
         ``backend`` is ``faiss`` (files in the folder) or ``milvus`` (a collection at
         ``milvus_uri``: a Milvus Lite file, by default ``milvus.db`` in the folder, or a server
@@ -262,8 +293,13 @@ class SearchEngine:
             if requested != "auto":
                 raise QsearchError("the Milvus backend supports --index-type flat, hnsw or auto")
         with _writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
-            kept = _questions_beyond(root, texts) if keep_old else []
-            texts = texts + kept
+            previous = _previous(root) if keep_old else _Previous()
+            new = set(texts)
+            kept = [t for t in previous.held if t not in new]
+            left_out = [t for t in texts if t in previous.removed]
+            texts = [t for t in texts if t not in previous.removed] + kept
+            if not texts:
+                raise QsearchError(f"every question given was removed from the index at {root}; --replace builds anew with them")
             current = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "g00000"
             gen = root / f"g{int(current[1:]) + 1:05d}"
             shutil.rmtree(gen, ignore_errors=True)
@@ -282,10 +318,11 @@ class SearchEngine:
                 "threshold": encoder.threshold,
                 "questions_at_build": len(texts),
                 "kept_from_previous": len(kept),
+                "left_out_removed": len(left_out),
                 "source": source,
             }
             if backend == "faiss":
-                store = FaissIndex.create(gen, manifest, encoder, texts, progress, recall)
+                store = FaissIndex.create(gen, manifest, encoder, texts, progress, recall, _carried_ids(texts, previous), previous.removed)
             else:
                 from qsearch.milvus_backend import MilvusIndex, is_lite
 
@@ -295,7 +332,8 @@ class SearchEngine:
                 manifest.update(milvus_uri=uri, collection=collection)
                 manifest["factory"] = f"milvus:{index_type}"
                 store = MilvusIndex.create(
-                    _milvus_uri(root, uri), collection, _model_key(manifest), index_type, texts, encoder, progress, milvus_token
+                    _milvus_uri(root, uri), collection, _model_key(manifest), index_type, texts, encoder, progress, milvus_token,
+                    removed=list(previous.removed), keep_removed=keep_old,
                 )
             manifest["build_seconds"] = round(time.perf_counter() - started, 2)
             encoder.save(gen / "model")
@@ -514,6 +552,44 @@ class SearchEngine:
                 hubs = [hubness.hub_of([r[1] for r in row]) for row in rows]
                 ids, added = self.backend.add(questions, vectors, hubs)
         return ids, matches, added
+
+    def remove(self, questions: list[str]) -> list[int | None]:
+        """Take stored questions (matched exactly, as ``add`` stores them) out of the index;
+        return each one's id, or None where no such question is stored.
+
+        See ``remove_ids``: the same removal, by id.
+        """
+        questions = clean_questions(questions)
+        found, gone = self._remove(questions, [])
+        return [found[q] if found.get(q) in gone else None for q in questions]
+
+    def remove_ids(self, ids: list[int]) -> dict[int, str]:
+        """Take the questions with these ids out of the index, for a question deleted from the
+        forum or merged into another; return {id: text} of those that were stored.
+
+        Durable when it returns, and seen by the next search of every process that has the
+        index open. A rebuild (``build``, keeping what the index holds) leaves them out too;
+        adding one again stores it under a new id, since no id is issued twice.
+        """
+        for i in ids:
+            if not isinstance(i, int) or isinstance(i, bool) or i < 1:
+                raise QsearchError(f"an id is a whole number of at least 1, got {i!r}")
+        return self._remove([], ids)[1]
+
+    def _remove(self, texts: list[str], ids: list[int]) -> tuple[dict[str, int], dict[int, str]]:
+        """Remove ``texts`` and ``ids`` under the writer lock, the texts looked up there, after
+        catching up, so that a rebuild by another process cannot come between look-up and removal."""
+        self.refresh()
+        if self.read_only:
+            raise QsearchError(f"the index at {self.root} is read-only (no write permission): removals need write access")
+        if not texts and not ids:
+            return {}, {}
+        with self._write, _writer_lock(self.root):
+            self.refresh()
+            with self._parts.reading():
+                found = self.backend.ids_of(texts) if texts else {}
+                wanted = list(dict.fromkeys([*found.values(), *ids]))
+                return found, self.backend.remove(wanted) if wanted else {}
 
     def save(self) -> None:
         """Write the backend's checkpoint; acknowledged adds are durable without it."""

@@ -3,6 +3,11 @@
 Writes go through sqlite-utils (table creation, batched inserts); reads use the standard
 library's ``sqlite3`` directly, because importing sqlite-utils pulls in pandas (~0.6 s) and a
 cold ``qsearch query`` should not pay for that. WAL mode; every SQL statement is parameterised.
+
+A removed question leaves a row in the ``removed`` table (its id and text, numbered in the order
+of removal): other processes read it to drop the id from their vectors, a rebuild reads it to
+leave the text out, and no id is ever issued twice, so an id another process still holds always
+names the same question.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 from qsearch.errors import QsearchError
 
 TABLE = "questions"
+REMOVED = "removed"
+_REMOVED_SCHEMA = f"CREATE TABLE IF NOT EXISTS {REMOVED} (seq INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER NOT NULL, text TEXT NOT NULL)"
 
 
 class Store:
@@ -42,6 +49,8 @@ class Store:
             self.conn = self._connect()
             if not read_only:
                 self.conn.execute("PRAGMA journal_mode=WAL")
+                if self.conn.execute(f"SELECT 1 FROM sqlite_master WHERE name = '{TABLE}'").fetchone():
+                    self.conn.execute(_REMOVED_SCHEMA)  # a store written before removal gains the table
         except sqlite3.DatabaseError as e:
             raise self.damaged(e) from None
 
@@ -74,18 +83,23 @@ class Store:
         return conn
 
     @classmethod
-    def create(cls, path: Path, texts: list[str], hubs: np.ndarray) -> "Store":
-        """A new store holding ``texts`` (already unique) with ids 1..n in order, and each one's hubness."""
+    def create(cls, path: Path, texts: list[str], hubs: np.ndarray, ids: list[int], removed: dict[str, int] | None = None) -> "Store":
+        """A new store holding ``texts`` (already unique) under ``ids``, and each one's hubness;
+        ``removed``: texts removed from the index this one replaces, with the ids they had there
+        (0 where that index numbered otherwise), recorded so that the next rebuild leaves them out
+        too and no id is issued again."""
         import sqlite_utils
 
         store = cls(path, create=True)
         db = sqlite_utils.Database(store.conn)
         db[TABLE].create({"id": int, "text": str, "hub": float}, pk="id", not_null={"text", "hub"})
         db[TABLE].create_index(["text"], unique=True)
+        store.conn.execute(_REMOVED_SCHEMA)
         with store.conn:
             store.conn.execute("BEGIN")
-            rows = ({"id": i, "text": t, "hub": float(h)} for i, (t, h) in enumerate(zip(texts, hubs), 1))
+            rows = ({"id": int(i), "text": t, "hub": float(h)} for i, t, h in zip(ids, texts, hubs))
             db[TABLE].insert_all(rows, batch_size=10000)
+            store.conn.executemany(f"INSERT INTO {REMOVED} (id, text) VALUES (?, ?)", ((i, t) for t, i in (removed or {}).items()))
         return store
 
     def insert_new(self, texts: list[str], hubs: list[float]) -> tuple[list[int], list[int]]:
@@ -101,8 +115,9 @@ class Store:
         for t, h in zip(texts, hubs):
             if t not in known:
                 hub.setdefault(t, float(h))
-        if hub:
-            rows = ({"text": t, "hub": h} for t, h in hub.items())
+        if hub:  # ids given here, above every id ever issued: SQLite alone would reuse a removed top id
+            start = self.top_id(self.conn) + 1
+            rows = ({"id": i, "text": t, "hub": h} for i, (t, h) in enumerate(hub.items(), start))
             sqlite_utils.Database(self.conn)[TABLE].insert_all(rows, batch_size=10000)
         ids = self._ids_of(self.conn, texts)
         return [ids[t] for t in texts], [ids[t] for t in hub]
@@ -161,6 +176,47 @@ class Store:
     def max_id(self) -> int:
         """The highest id stored (0 when empty): rows above what an engine indexed are new."""
         return self.reader.execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()[0]
+
+    def top_id(self, conn: sqlite3.Connection | None = None) -> int:
+        """The highest id ever issued, stored or removed since (0 for none)."""
+        stored = (conn or self.reader).execute(f"SELECT coalesce(max(id), 0) FROM {TABLE}").fetchone()[0]
+        return max([stored, *(i for (i,) in self._removed("SELECT max(id) FROM {} WHERE id > 0", conn=conn))])
+
+    def _removed(self, sql: str, args: tuple = (), conn: sqlite3.Connection | None = None) -> list[tuple]:
+        """The rows of a query on the removed table (``{}`` names it). A store written before
+        removal and opened read-only has no such table: it reads as no rows."""
+        try:
+            return [row for row in (conn or self.reader).execute(sql.format(REMOVED), args) if row[0] is not None]
+        except sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return []
+            raise
+
+    def remove(self, ids: Iterable[int]) -> dict[int, str]:
+        """Delete these ids' rows and record each in the removed table, in one transaction
+        (the caller holds the index's writer lock); returns {id: text} of those that were stored."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            gone = dict(self._rows_where(self.conn, "id", (int(i) for i in ids)))
+            for start in range(0, len(gone), 500):
+                chunk = list(gone)[start : start + 500]
+                self.conn.execute(f"DELETE FROM {TABLE} WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            self.conn.executemany(f"INSERT INTO {REMOVED} (id, text) VALUES (?, ?)", gone.items())
+        return gone
+
+    def removal_mark(self) -> int:
+        """The number of the last removal recorded (0 for none): a reader that saw a lower one has removals to apply."""
+        return max([0, *(seq for (seq,) in self._removed("SELECT max(seq) FROM {}"))])
+
+    def removed_after(self, mark: int) -> tuple[list[int], int]:
+        """The ids removed after removal number ``mark``, and the number of the last one."""
+        rows = self._removed("SELECT seq, id FROM {} WHERE seq > ? ORDER BY seq", (mark,))
+        return [i for _, i in rows if i], (rows[-1][0] if rows else mark)
+
+    def removed_texts(self) -> dict[str, int]:
+        """The texts removed and not stored again since, each with the last id it had: what a rebuild leaves out."""
+        sql = "SELECT text, max(id) FROM {} WHERE text NOT IN (SELECT text FROM " + TABLE + ") GROUP BY text"
+        return {t: i for t, i in self._removed(sql)}
 
     def rows_after(self, last_id: int) -> list[tuple[int, str]]:
         """(id, text) of the rows added after ``last_id``, oldest first (ids only grow)."""

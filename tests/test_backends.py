@@ -100,6 +100,65 @@ def test_a_rebuild_told_not_to_keep_them_holds_only_its_own_questions(engine, ba
         rebuilt.close()
 
 
+def test_a_removed_question_is_found_no_more_and_the_count_falls(engine, corpus_questions):
+    before, question = len(engine), corpus_questions[9]
+    [i] = engine.remove([question])
+    assert i is not None and len(engine) == before - 1
+    assert question not in [m.text for m in engine.search([question], k=10)[0]]
+    assert engine.ids_of([question]) == {} and engine.texts([i]) == {}
+
+
+def test_removing_what_is_not_stored_removes_nothing_and_says_so(engine):
+    before = len(engine)
+    assert engine.remove(["Was this question ever asked here?"]) == [None]
+    assert engine.remove_ids([2**40]) == {} and len(engine) == before
+
+
+def test_a_removal_survives_closing_and_reopening(engine, backend, tmp_path, corpus_questions):
+    engine.remove([corpus_questions[9]])
+    count = len(engine)
+    engine.close()
+    again = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert len(again) == count and corpus_questions[9] not in [m.text for m in again.search([corpus_questions[9]], k=10)[0]]
+    finally:
+        again.close()
+
+
+def test_a_removed_question_added_again_is_found_again(engine, corpus_questions):
+    before, question = len(engine), corpus_questions[9]
+    engine.remove([question])
+    ids, _, added = engine.search_and_add([question], k=1)
+    assert added == [True] and len(engine) == before
+    assert engine.search([question], k=1)[0][0].id == ids[0]
+
+
+def test_a_rebuild_from_the_same_questions_leaves_the_removed_ones_out(engine, backend, tmp_path, corpus_questions):
+    engine.remove([corpus_questions[9]])
+    engine.close()
+    rebuilt = build(backend, corpus_questions[:150], tmp_path / "idx")
+    try:
+        assert rebuilt.manifest["left_out_removed"] == 1 and len(rebuilt) == len(set(corpus_questions[:150])) - 1
+        assert corpus_questions[9] not in [m.text for m in rebuilt.search([corpus_questions[9]], k=10)[0]]
+    finally:
+        rebuilt.close()
+    again = build(backend, corpus_questions[:150], tmp_path / "idx")  # the record of the removal goes on to the next build
+    try:
+        assert again.manifest["left_out_removed"] == 1
+    finally:
+        again.close()
+
+
+def test_a_rebuild_told_not_to_keep_them_brings_removed_questions_back(engine, backend, tmp_path, corpus_questions):
+    engine.remove([corpus_questions[9]])
+    engine.close()
+    rebuilt = build(backend, corpus_questions[:150], tmp_path / "idx", keep_old=False)
+    try:
+        assert rebuilt.manifest["left_out_removed"] == 0 and rebuilt.search([corpus_questions[9]], k=1)[0][0].text == corpus_questions[9]
+    finally:
+        rebuilt.close()
+
+
 def test_another_model_is_refused(engine, tmp_path, tiny_model):
     engine.close()
     with pytest.raises(QsearchError, match="another model"):
@@ -137,6 +196,34 @@ def test_kill_9_during_adds_loses_no_acknowledged_question(backend, tmp_path, co
     try:
         assert engine.ids_of(list(acknowledged)) == acknowledged
         assert engine.search([next(iter(acknowledged))], k=1)[0][0].text == next(iter(acknowledged))
+    finally:
+        engine.close()
+
+
+KILLED_REMOVER = """
+import sys
+from qsearch import SearchEngine
+engine = SearchEngine.open(sys.argv[1])
+for text in sys.stdin:
+    [i] = engine.remove([text.rstrip("\\n")])
+    print(i, flush=True)
+"""
+
+
+def test_kill_9_after_removals_loses_no_acknowledged_removal(backend, tmp_path, corpus_questions):
+    questions = list(dict.fromkeys(corpus_questions[:100]))
+    build(backend, questions, tmp_path / "idx").close()
+    remover = subprocess.Popen([sys.executable, "-c", KILLED_REMOVER, str(tmp_path / "idx")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for question in questions[:5]:
+        remover.stdin.write(question + "\n")
+        remover.stdin.flush()
+        assert remover.stdout.readline().strip() != "None"
+    remover.send_signal(signal.SIGKILL)
+    remover.wait(timeout=30)
+    engine = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert len(engine) == len(questions) - 5 and engine.ids_of(questions[:5]) == {}
+        assert questions[0] not in [m.text for m in engine.search([questions[0]], k=10)[0]]
     finally:
         engine.close()
 
@@ -229,5 +316,20 @@ def test_milvus_ids_that_collide_move_to_the_next_free_one(tmp_path, corpus_ques
         assert sorted(stored.values()) == sorted(corpus_questions[:3] + new)
         assert engine.ids_of(list(stored.values())) == {t: i for i, t in stored.items()}
         assert engine.search_and_add(new, k=1)[2] == [False] * 3
+    finally:
+        engine.close()
+
+
+def test_a_milvus_id_moved_on_by_a_collision_is_still_found_after_the_first_is_removed(tmp_path, corpus_questions, monkeypatch):
+    from qsearch import milvus_backend
+
+    monkeypatch.setattr(milvus_backend, "ID_BITS", 3)  # seven possible ids: collisions are certain
+    engine = build("milvus", corpus_questions[:3], tmp_path / "idx")
+    try:
+        new = ["Why is the sky blue?", "Why is the sea blue?", "Why are violets blue?"]
+        ids = engine.add(new)
+        engine.remove(corpus_questions[:3])
+        assert engine.ids_of(new) == dict(zip(new, ids))
+        assert engine.search_and_add(new, k=1)[2] == [False] * 3 and len(engine) == 3
     finally:
         engine.close()
