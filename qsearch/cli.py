@@ -411,8 +411,9 @@ def build_index(
         help="With a Milvus server: USER:PASSWORD or an API key. Never recorded; other commands read MILVUS_TOKEN.",
     ),
     replace: bool = typer.Option(
-        False, "--replace", help="Drop the questions the index at --index holds beyond these. Without it, a rebuild "
-        "keeps them: questions added with `qsearch add` or /add are never lost.",
+        False, "--replace", help="Drop the questions the index at --index holds beyond these, and forget those removed "
+        "from it. Without it, a rebuild keeps them: questions added with `qsearch add` or /add are never lost, and "
+        "questions taken out with `qsearch remove` or /remove stay out.",
     ),
 ) -> None:
     """Embed every question once into a FAISS index beside a SQLite store of the texts (or a Milvus collection).
@@ -455,6 +456,8 @@ def build_index(
     typer.echo(f"indexed {_count(len(engine), 'unique question')} (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
     if m["kept_from_previous"]:
         typer.echo(f"kept {m['kept_from_previous']} question(s) that the index held beyond these (added since its build); --replace drops them")
+    if m["left_out_removed"]:
+        typer.echo(f"left out {_count(m['left_out_removed'], 'question')} removed from the index; --replace takes them in again")
     engine.close()
 
 
@@ -533,20 +536,61 @@ def add(
 
 
 @app.command()
+def remove(
+    questions: Optional[list[str]] = typer.Argument(None, help="Stored questions to take out, exactly as stored."),
+    ids: Optional[list[int]] = typer.Option(None, "--id", help="A stored question's id instead (repeat for several).", show_default=False),
+    file: Optional[Path] = FileOpt,
+    column: Optional[str] = ColumnOpt,
+    index: Path = IndexOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Take questions out of the index: deleted from the forum, or merged into another.
+
+    A question is matched exactly as stored (as `query` shows it); one not stored is reported,
+    and the others are still removed. Every process with the index open stops finding them at
+    its next search; `build-index` leaves them out when it rebuilds, and `add` stores one anew.
+
+    Example: qsearch remove "Which moon of Jupiter has the thickest ice?"
+    """
+    from qsearch.search import SearchEngine, removed_json
+
+    texts = _questions(questions, file, column) if questions or file else []
+    if not texts and not ids:
+        raise QsearchError("give at least one question (as an argument or with --file) or --id")
+    engine = SearchEngine.open(index)
+    try:
+        by_text = engine.remove(texts) if texts else []
+        by_id = engine.remove_ids(list(ids or []))
+        remaining = len(engine)
+    finally:
+        engine.close()
+    missing = [t for t, i in zip(texts, by_text) if i is None] + [f"id {i}" for i in ids or [] if i not in by_id]
+    removed = sorted({i for i in by_text if i is not None} | set(by_id))
+    if as_json:
+        results = removed_json(texts, by_text, list(ids or []), by_id)
+        typer.echo(json.dumps({"results": results, "questions": remaining}, indent=2, ensure_ascii=False))
+        return
+    for what in missing:
+        typer.echo(f"not in the index: {what}", err=True)
+    ids_text = f" ({'id' if len(removed) == 1 else 'ids'} {', '.join(map(str, removed))})" if removed else ""
+    typer.echo(f"removed {_count(len(removed), 'question')}{ids_text}; the index holds {remaining}")
+
+
+@app.command()
 def serve(
     index: Path = IndexOpt,
     host: str = typer.Option("127.0.0.1", help="Address to bind; loopback by default. Anything else exposes the API."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     api_key: Optional[str] = typer.Option(
         None, envvar="QSEARCH_API_KEY", show_default=False,
-        help="Key that /add requires (Authorization: Bearer KEY or X-API-Key). Needed beyond loopback unless --read-only.",
+        help="Key that /add and /remove require (Authorization: Bearer KEY or X-API-Key). Needed beyond loopback unless --read-only.",
     ),
-    read_only: bool = typer.Option(False, "--read-only", help="Refuse /add: search only."),
+    read_only: bool = typer.Option(False, "--read-only", help="Refuse /add and /remove: search only."),
     workers: int = typer.Option(1, min=1, help="Processes sharing the port and the index; each sees every committed question."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="One JSON line per request on stderr."),
     log_questions: bool = typer.Option(False, "--log-questions", help="Put the question texts in the access log too."),
 ) -> None:
-    """Serve the search page at / and the API: /search, /add, /dedup, /health, /metrics (docs at /docs).
+    """Serve the search page at / and the API: /search, /add, /remove, /dedup, /health, /metrics (docs at /docs).
 
     SIGTERM or Ctrl-C shuts down gracefully: requests in flight finish, then the vector
     checkpoint is written.

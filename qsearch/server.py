@@ -1,5 +1,5 @@
-"""HTTP API and search page over a SearchEngine (FastAPI): /, /health, /search, /add, /dedup,
-/metrics; OpenAPI docs at /docs.
+"""HTTP API and search page over a SearchEngine (FastAPI): /, /health, /search, /add, /remove,
+/dedup, /metrics; OpenAPI docs at /docs.
 
 The model and index are loaded once. Searches run concurrently in FastAPI's thread pool;
 adds are serialised by the engine's single writer and are committed to SQLite before the
@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from qsearch import __version__, metrics
 from qsearch.errors import QsearchError
-from qsearch.search import SearchEngine, added_json, check_threshold, clean_questions, results_json
+from qsearch.search import SearchEngine, added_json, check_threshold, clean_questions, removed_json, results_json
 
 MAX_BODY_BYTES = 1_000_000
 MAX_QUERIES = 100
@@ -65,6 +65,12 @@ class AddRequest(BaseModel):
     questions: list[StrictStr] = Field(..., min_length=1, max_length=MAX_QUERIES, examples=[["Which moon of Jupiter has the thickest ice?"]])
     k: StrictInt = Field(5, ge=1, le=MAX_K)
     threshold: Optional[StrictFloat | StrictInt] = None
+
+
+class RemoveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    questions: list[StrictStr] = Field([], max_length=MAX_QUERIES, description="Stored questions, matched exactly.")
+    ids: list[StrictInt] = Field([], max_length=MAX_QUERIES, description="Stored questions' ids (as /add and /search give them).")
 
 
 class DedupRequest(BaseModel):
@@ -223,7 +229,7 @@ def create_app(
 ) -> FastAPI:
     """An app serving ``engine`` (the page at /, the JSON API, /metrics).
 
-    With ``api_key``, /add needs that key; with ``read_only``, /add is refused (403). With
+    With ``api_key``, /add and /remove need that key; with ``read_only``, they are refused (403). With
     ``close_engine``, the app closes the engine (writing its checkpoint) when the server shuts
     down, after the requests in flight have finished; otherwise the caller closes it.
     """
@@ -285,7 +291,7 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     def scrape() -> Response:
-        """Prometheus metrics: requests by route and status, latency histograms, index size, adds."""
+        """Prometheus metrics: requests by route and status, latency histograms, index size, adds, removals."""
         engine.refresh()
         metrics.QUESTIONS.set(len(engine))
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
@@ -324,6 +330,23 @@ def create_app(
         ids, matches, added = engine.search_and_add(questions, req.k, req.threshold)
         metrics.ADDED.inc(sum(added))
         return {"results": added_json(questions, ids, added, matches, [engine.encoder.read_as(q) for q in questions])}
+
+    @app.post("/remove")
+    def remove(req: RemoveRequest, request: Request):
+        """Take stored questions out of the index, by text or by id: deleted from the forum, or
+        merged into another. ``removed`` is false for one that was not stored."""
+        if read_only:
+            return _error(403, "this server is read-only: removals are refused")
+        if api_key is not None and not _key_matches(request, api_key):
+            return _error(401, "removing needs the server's API key (Authorization: Bearer KEY or X-API-Key: KEY)")
+        if not req.questions and not req.ids:
+            return _error(422, "give 'questions' or 'ids' (or both), at least one")
+        request.state.questions = req.questions
+        questions = clean_questions(req.questions) if req.questions else []
+        by_text = engine.remove(questions) if questions else []
+        by_id = engine.remove_ids(req.ids)
+        metrics.REMOVED.inc(len({i for i in by_text if i is not None} | set(by_id)))
+        return {"results": removed_json(questions, by_text, req.ids, by_id), "questions": len(engine)}
 
     @app.post("/dedup")
     def find_clusters(req: DedupRequest):
@@ -406,7 +429,7 @@ def serve(
         raise QsearchError("the API key is empty; give a long random string (or none on loopback)")
     if not is_loopback(host) and api_key is None and not read_only:
         raise QsearchError(
-            f"binding to {host} would let anyone who reaches the port add questions: "
+            f"binding to {host} would let anyone who reaches the port add or remove questions: "
             "give --api-key (or set QSEARCH_API_KEY), or pass --read-only"
         )
     if workers < 1:

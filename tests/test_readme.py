@@ -32,7 +32,8 @@ def test_the_python_api_example_runs_and_prints_what_its_comments_say(tmp_path):
     assert cosine < threshold  # "What is your age?" is not yet a duplicate of "How old are you?" for the bundled model
     assert lines[1].startswith("1 How old are you? ") and lines[1].endswith(" True")  # the best match, a duplicate
     assert lines[3] == "5"  # three built, one added, one more added by search_and_add
-    auc, other_words = map(float, lines[4].split())
+    assert lines[4] == "[3, None] 4"  # the sky question removed (id 3), the other never stored
+    auc, other_words = map(float, lines[5].split())
     said = re.search(r'by_kind.*#\s*([0-9.]+)\.\.\., ([0-9.]+)\.\.\.', python_api_example())  # the comment's figures
     assert (round(auc, 4), round(other_words, 4)) == (float(said.group(1)), float(said.group(2)))
     assert (tmp_path / "indexes" / "demo").is_dir()
