@@ -67,6 +67,20 @@ def test_two_workers_share_the_port_and_every_committed_question(index):
         assert sum(float(line.rsplit(" ", 1)[1]) for line in searches) == 18
 
 
+def test_a_removal_through_one_worker_is_gone_from_every_worker(index, corpus_questions):
+    with RunningServer(index, "--workers", "2") as server:
+        for _ in range(6):  # new connections land on either worker: both count the question
+            before = server.request("/health")[1]["questions"]
+        status, body = server.request("/remove", {"questions": [corpus_questions[3]]})
+        assert status == 200 and body["results"][0]["removed"] and body["questions"] == before - 1
+        status, text = server.request("/metrics")  # the index's size as the worker that caught up last counts it
+        assert f"qsearch_index_questions {float(before - 1)}" in text.splitlines()
+        for _ in range(6):
+            status, found = server.request("/search", {"query": corpus_questions[3], "k": 10})
+            assert status == 200 and corpus_questions[3] not in [m["text"] for m in found["matches"]]
+            assert server.request("/health")[1]["questions"] == before - 1
+
+
 def test_a_taken_port_is_one_clear_line_before_anything_is_served(index):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
