@@ -552,7 +552,7 @@ def remove(
 
     Example: qsearch remove "Which moon of Jupiter has the thickest ice?"
     """
-    from qsearch.search import SearchEngine, removed_json
+    from qsearch.search import HIDDEN_REPAIR, SearchEngine, removed_json
 
     texts = _questions(questions, file, column) if questions or file else []
     if not texts and not ids:
@@ -561,9 +561,15 @@ def remove(
     try:
         by_text = engine.remove(texts) if texts else []
         by_id = engine.remove_ids(list(ids or []))
-        remaining = len(engine)
+        remaining, hidden = len(engine), engine.hidden_removals()
     finally:
         engine.close()
+    if hidden >= HIDDEN_REPAIR:
+        typer.echo(
+            f"note: {index} ({engine.manifest['index_type']}) still holds {hidden} removed questions, hidden from results, and "
+            f"each search fetches that many more; run `qsearch repair --index {index}` to write its vectors without them",
+            err=True,
+        )
     missing = [t for t, i in zip(texts, by_text) if i is None] + [f"id {i}" for i in ids or [] if i not in by_id]
     removed = sorted({i for i in by_text if i is not None} | set(by_id))
     if as_json:

@@ -193,6 +193,11 @@ class FaissIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal) - len(self._hidden)
 
+    @property
+    def hidden(self) -> int:
+        """How many removed questions the vector index still holds, hidden from results."""
+        return len(self._hidden)
+
     def refresh(self) -> None:
         """Drop the ids removed since the last removal applied here, then index the rows
         committed to the store after the last one this process indexed."""

@@ -49,6 +49,7 @@ from qsearch.store import Store
 INDEX_FORMAT_VERSION = 2  # 2: every question's hubness is stored beside its text
 MAX_QUESTION_CHARS = 10_000
 HUBNESS_OUTGROWN = 1.5  # advise a repair once the index holds this many times the questions last measured together
+HIDDEN_REPAIR = 1000  # advise a repair once pq-refine or HNSW hides this many removed questions: each search fetches that many more
 log = logging.getLogger("qsearch")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _BUILD_HINT = "run `qsearch build-index` (add --index DIR for another folder)"
@@ -461,6 +462,16 @@ class SearchEngine:
         that the older questions' hubness, measured against fewer neighbours, should be
         measured again (``repair``)."""
         return len(self) >= HUBNESS_OUTGROWN * max(self.hubness_measured_for, 1)
+
+    def hidden_removals(self) -> int:
+        """Removed questions that a pq-refine or HNSW index still holds, hidden from results
+        (FAISS cannot delete from them; ``repair`` writes the vectors without them)."""
+        with self._parts.reading():
+            return self.backend.hidden if isinstance(self.backend, FaissIndex) else 0
+
+    def repair_advised(self) -> bool:
+        """Whether ``repair`` would help: hubness outgrown, or ``HIDDEN_REPAIR`` removals hidden."""
+        return self.hubness_outgrown() or self.hidden_removals() >= HIDDEN_REPAIR
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""

@@ -279,14 +279,14 @@ def create_app(
     @app.get("/health")
     def health() -> dict:
         """Liveness, qsearch's version, the number of stored questions (all searchable), the model
-        in use, and whether adds have grown the index enough that `qsearch repair` should measure
-        hubness again."""
+        in use, and whether `qsearch repair` is advised: adds have grown the index enough that
+        hubness should be measured again, or a pq-refine or HNSW index hides 1,000 removed questions."""
         engine.refresh()
         metrics.QUESTIONS.set(len(engine))
         return {
             "status": "ok", "version": __version__, "questions": len(engine), "model": engine.encoder.name, "threshold": engine.threshold,
             "writable": not (read_only or engine.read_only), "needs_key": api_key is not None, "max_dedup": MAX_DEDUP,
-            "hubness_measured_for": engine.hubness_measured_for, "repair_advised": engine.hubness_outgrown(),
+            "hubness_measured_for": engine.hubness_measured_for, "repair_advised": engine.repair_advised(),
         }
 
     @app.get("/metrics", include_in_schema=False)

@@ -156,3 +156,25 @@ def test_a_rebuild_keeps_every_question_under_its_id_and_numbers_new_ones_above_
         assert {t: after[t] for t in before} == before and after[extra] == max(before.values()) + 1
     finally:
         rebuilt.close()
+
+
+def test_an_approximate_index_hiding_many_removals_advises_a_repair(tmp_path):
+    import pandas as pd
+
+    from qsearch.paths import DEFAULT_CORPUS
+    from qsearch.search import HIDDEN_REPAIR
+
+    questions = list(dict.fromkeys(pd.read_csv(DEFAULT_CORPUS, keep_default_na=False)["question"].head(HIDDEN_REPAIR + 300)))
+    SearchEngine.build(questions, path=tmp_path / "idx", index_type="pq-refine").close()
+    (tmp_path / "gone.txt").write_text("\n".join(questions[:HIDDEN_REPAIR]) + "\n")
+    out = run_cli("remove", "--file", str(tmp_path / "gone.txt"), "--index", str(tmp_path / "idx"))
+    assert f"still holds {HIDDEN_REPAIR} removed questions" in out.stderr and "qsearch repair" in out.stderr
+    engine = SearchEngine.open(tmp_path / "idx")
+    assert engine.repair_advised() and TestClient(create_app(engine)).get("/health").json()["repair_advised"] is True
+    engine.close()
+    SearchEngine.repair(tmp_path / "idx")
+    repaired = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert repaired.hidden_removals() == 0 and not repaired.repair_advised() and len(repaired) == len(questions) - HIDDEN_REPAIR
+    finally:
+        repaired.close()
