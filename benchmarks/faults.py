@@ -4,9 +4,10 @@
     python benchmarks/faults.py --kills 20
 
 Scenarios: writer processes adding while a server answers searches; kill -9 in the middle of
-adds; kill -9 in the middle of a rebuild; a deleted or truncated vector file. "Lost" counts
-questions whose add was acknowledged (the call returned) but which a fresh open, or the
-running server, cannot find. It must be 0.
+adds; kill -9 in the middle of removals; kill -9 in the middle of a rebuild; a deleted or
+truncated vector file. "Lost" counts questions whose add was acknowledged (the call returned)
+but which a fresh open, or the running server, cannot find; for removals, acknowledged removals
+that a fresh open still finds, and questions never removed that it cannot. It must be 0.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ for n in range(int(sys.argv[3])):
     engine.add([text])
     print(text, flush=True)
 engine.close()
+"""
+
+REMOVER = """
+import sys
+from qsearch import SearchEngine
+engine = SearchEngine.open(sys.argv[1])
+for line in sys.stdin:
+    [i] = engine.remove([line.rstrip("\\n")])
+    print(i, flush=True)
 """
 
 
@@ -104,6 +114,35 @@ def kill_adds(index: Path, kills: int, rng: random.Random) -> dict:
     return {"scenario": "kill -9 during adds", "tries": kills, "acknowledged": len(acknowledged), "lost": lost(index, acknowledged)}
 
 
+def kill_removals(index: Path, kills: int, rng: random.Random) -> dict:
+    """Removers killed at a random moment: every acknowledged removal must stay removed, and
+    every question not being removed must stay (the one in flight may go either way)."""
+    engine = SearchEngine.open(index)
+    questions = [t for _, t in engine.backend.store.all_rows() if "faults?" not in t]
+    engine.close()
+    acknowledged: list[str] = []
+    in_flight: list[str] = []
+    for _ in range(kills):
+        left = [q for q in questions if q not in set(acknowledged) | set(in_flight)]
+        proc = subprocess.Popen([sys.executable, "-c", REMOVER, str(index)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc.stdin.write("".join(q + "\n" for q in left[:1000]))
+        proc.stdin.flush()
+        first = proc.stdout.readline()  # removing has begun: the kill lands in the stream, not in start-up
+        time.sleep(rng.uniform(0.05, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        done = [line for line in (first + out).splitlines() if line.strip()]
+        acknowledged += left[: len(done)]
+        in_flight += left[len(done) : len(done) + 1]
+    engine = SearchEngine.open(index)
+    back = [q for q in acknowledged if q in engine.ids_of([q]) or engine.search([q], k=1)[0][0].text == q]
+    kept = [q for q in questions if q not in set(acknowledged) | set(in_flight)]
+    missing = [q for q in kept if q not in engine.ids_of(kept)]
+    engine.close()
+    return {"scenario": "kill -9 during removals (removed stay removed, the rest stay)", "tries": kills,
+            "acknowledged": len(acknowledged), "lost": len(back) + len(missing)}
+
+
 def kill_builds(index: Path, kills: int, questions: Path, rng: random.Random, acknowledged: list[str]) -> dict:
     for _ in range(kills):
         proc = subprocess.Popen([sys.executable, "-m", "qsearch.cli", "build-index", "--questions", str(questions), "--index", str(index)],
@@ -143,6 +182,7 @@ def main() -> None:
         SearchEngine.build(corpus, path=index).close()
         rows.append(adders_beside_a_server(index, args.writers, args.each))
         rows.append(kill_adds(index, args.kills, rng))
+        rows.append(kill_removals(index, max(3, args.kills // 2), rng))
         engine = SearchEngine.open(index)
         everything = [t for _, t in engine.backend.store.all_rows() if "faults?" in t]
         engine.close()
@@ -150,7 +190,7 @@ def main() -> None:
         big.write_text("\n".join(f"{q} variant {i}" for i in range(30) for q in corpus))
         rows.append(kill_builds(index, max(3, args.kills // 2), big, rng, everything))
         rows += damaged_vectors(index, everything)
-    print("| scenario | tries | acknowledged adds | lost |")
+    print("| scenario | tries | acknowledged writes | lost |")
     print("|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['scenario']} | {r['tries']} | {r['acknowledged']} | {r['lost']} |")
