@@ -546,9 +546,9 @@ def remove(
 ) -> None:
     """Take questions out of the index: deleted from the forum, or merged into another.
 
-    A question is matched exactly as stored (as `query` shows it); one not stored is reported,
-    and the others are still removed. Every process with the index open stops finding them at
-    its next search; `build-index` leaves them out when it rebuilds, and `add` stores one anew.
+    Matched exactly as stored (as `query` shows them); one not stored is named, the rest removed.
+
+    Every process with the index open stops finding them; a rebuild leaves them out.
 
     Example: qsearch remove "Which moon of Jupiter has the thickest ice?"
     """
