@@ -127,3 +127,21 @@ def test_an_api_error_is_shown_as_a_message(server, browser):
     browser.find_element(By.ID, "dedup-button").click()
     wait_for(browser, lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "at most 5000" in browser.find_element(By.ID, "error").text
+
+
+def test_a_moderator_removes_questions_by_number_and_by_text(server, browser, corpus_questions):
+    browser.get(server.url + "/")
+    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    known = corpus_questions[7]
+    type_question(browser, known)
+    wait_for(browser, lambda d: results(d)[:1] == [known])
+    number = browser.find_element(By.CSS_SELECTOR, "#results li").text.split("#")[1].split()[0]
+    box = browser.find_element(By.ID, "remove-list")
+    box.send_keys(f"#{number}\n{corpus_questions[8]}\nWas this ever asked here?")
+    browser.find_element(By.ID, "remove-button").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "removed").text.startswith("Removed "))
+    said = browser.find_element(By.ID, "removed").text
+    assert f"#{number}" in said and "Not in the index: “Was this ever asked here?”." in said
+    wait_for(browser, lambda d: results(d) and known not in results(d))  # the search on the page is run again
+    type_question(browser, corpus_questions[8])
+    wait_for(browser, lambda d: results(d) and corpus_questions[8] not in results(d))

@@ -1,4 +1,4 @@
-// The qsearch page: search as you type, ask then post, cluster a list. Plain JavaScript, no build step.
+// The qsearch page: search as you type, ask then post, cluster a list, remove questions. Plain JavaScript, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -206,6 +206,48 @@ async function findClusters(event) {
   }
 }
 
+// Lines of "#123" or "123" are ids, any other line a question's exact text.
+function removals(text) {
+  const ids = [], questions = [];
+  for (const line of text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l)) {
+    const id = line.match(/^#?(\d+)$/);
+    if (id) ids.push(Number(id[1])); else questions.push(line);
+  }
+  return { ids, questions };
+}
+
+function showStatus(health) {
+  $("status").textContent = `${health.questions.toLocaleString()} questions known · model ${health.model}`;
+}
+
+async function remove(event) {
+  event.preventDefault();
+  const body = removals($("remove-list").value);
+  if (!body.ids.length && !body.questions.length) {
+    showError("Give a question's number or its exact text first.");
+    $("remove-list").focus();
+    return;
+  }
+  const key = $("remove-key").value;
+  $("remove-button").disabled = true;
+  try {
+    const data = await api("/remove", body, key ? { "x-api-key": key } : {});
+    showError("");
+    const name = (r) => (r.question === null ? `#${r.id}` : `“${r.question}”`);
+    const done = data.results.filter((r) => r.removed).map((r) => `#${r.id}`);
+    const missing = data.results.filter((r) => !r.removed).map(name);
+    $("removed").textContent = (done.length ? `Removed ${done.join(", ")}.` : "Nothing removed.") +
+      (missing.length ? ` Not in the index: ${missing.join(", ")}.` : "");
+    $("remove-list").value = "";
+    showStatus(await api("/health"));
+    if ($("ask").value.trim()) await search();
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    $("remove-button").disabled = false;
+  }
+}
+
 async function start() {
   try {
     const health = await api("/health");
@@ -214,8 +256,10 @@ async function start() {
     $("threshold-value").textContent = threshold.toFixed(3);
     $("key-control").hidden = !health.needs_key;
     $("post-button").hidden = !health.writable;
+    $("remove-section").hidden = !health.writable;
+    $("remove-key-control").hidden = !health.needs_key;
     $("max-dedup").textContent = health.max_dedup;
-    $("status").textContent = `${health.questions.toLocaleString()} questions known · model ${health.model}`;
+    showStatus(health);
   } catch (e) {
     $("status").textContent = "";
     showError(e.message);
@@ -236,6 +280,7 @@ async function start() {
   $("ask-form").addEventListener("submit", ask);
   $("post-button").addEventListener("click", post);
   $("dedup-form").addEventListener("submit", findClusters);
+  $("remove-form").addEventListener("submit", remove);
 }
 
 start();
