@@ -60,6 +60,18 @@ def screenshot(browser, name: str) -> None:
         browser.save_screenshot(str(Path(folder) / name))
 
 
+def open_page(browser, server) -> None:
+    """Load the page and wait until it has asked the server for its state."""
+    browser.get(server.url + "/")
+    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+
+
+def find_first(browser, text: str) -> None:
+    """Type a stored question and wait until it is the first result."""
+    type_question(browser, text)
+    wait_for(browser, lambda d: results(d)[:1] == [text])
+
+
 def type_question(browser, text: str) -> None:
     box = browser.find_element(By.ID, "ask")
     box.clear()
@@ -67,11 +79,9 @@ def type_question(browser, text: str) -> None:
 
 
 def test_typing_finds_the_duplicate_then_posting_adds_a_question_the_next_search_finds(server, browser, corpus_questions):
-    browser.get(server.url + "/")
-    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    open_page(browser, server)
     known = corpus_questions[7]
-    type_question(browser, known)
-    wait_for(browser, lambda d: results(d)[:1] == [known])
+    find_first(browser, known)
     first = browser.find_element(By.CSS_SELECTOR, "#results li")
     assert "duplicate" in first.text and "duplicate" in first.get_attribute("class")
     screenshot(browser, "search.png")
@@ -94,8 +104,7 @@ def test_typing_finds_the_duplicate_then_posting_adds_a_question_the_next_search
 
 
 def test_the_page_says_which_words_the_model_read_as_others(server, browser):
-    browser.get(server.url + "/")
-    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    open_page(browser, server)
     type_question(browser, "How do I lern pyhton?")
     wait_for(browser, lambda d: d.find_element(By.ID, "read-as").text == "Read “lern” as “learn”, “pyhton” as “python”.")
     type_question(browser, "How do I learn Python?")
@@ -105,8 +114,7 @@ def test_the_page_says_which_words_the_model_read_as_others(server, browser):
 def test_uploading_a_file_shows_its_clusters_and_offers_a_csv(server, browser, tmp_path):
     upload = tmp_path / "forum.txt"
     upload.write_text("How do I learn Python?\nWhat is the capital of Peru?\nHow can I learn Python?\nHow do I bake bread?\n")
-    browser.get(server.url + "/")
-    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    open_page(browser, server)
     browser.find_element(By.ID, "upload").send_keys(str(upload))
     browser.find_element(By.ID, "dedup-button").click()
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#clusters > li"))
@@ -120,8 +128,7 @@ def test_uploading_a_file_shows_its_clusters_and_offers_a_csv(server, browser, t
 
 
 def test_an_api_error_is_shown_as_a_message(server, browser):
-    browser.get(server.url + "/")
-    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    open_page(browser, server)
     too_many = "\n".join(f"Question number {n}?" for n in range(5001))  # set at once: typing it would take minutes
     browser.execute_script("document.getElementById('paste').value = arguments[0]", too_many)
     browser.find_element(By.ID, "dedup-button").click()
@@ -130,11 +137,9 @@ def test_an_api_error_is_shown_as_a_message(server, browser):
 
 
 def test_a_moderator_removes_questions_by_number_and_by_text(server, browser, corpus_questions):
-    browser.get(server.url + "/")
-    wait_for(browser, lambda d: "questions known" in d.find_element(By.ID, "status").text)
+    open_page(browser, server)
     known = corpus_questions[7]
-    type_question(browser, known)
-    wait_for(browser, lambda d: results(d)[:1] == [known])
+    find_first(browser, known)
     number = browser.find_element(By.CSS_SELECTOR, "#results li").text.split("#")[1].split()[0]
     box = browser.find_element(By.ID, "remove-list")
     box.send_keys(f"#{number}\n{corpus_questions[8]}\nWas this ever asked here?")
