@@ -583,8 +583,8 @@ class SearchEngine:
         adding one again stores it under a new id, since no id is issued twice.
         """
         for i in ids:
-            if not isinstance(i, int) or isinstance(i, bool) or i < 1:
-                raise QsearchError(f"an id is a whole number of at least 1, got {i!r}")
+            if not isinstance(i, int) or isinstance(i, bool) or not 1 <= i < 2**63:
+                raise QsearchError(f"an id is a whole number from 1 to 2^63 - 1 (SQLite's and FAISS's), got {i!r}")
         return self._remove([], ids)[1]
 
     def _remove(self, texts: list[str], ids: list[int]) -> tuple[dict[str, int], dict[int, str]]:

@@ -52,12 +52,13 @@ def test_any_text_says_which_of_its_words_were_read_as_others(encoder, text):
 
 @SETTINGS
 @given(text=ANY_TEXT)
-def test_search_add_and_compare_take_any_text_or_refuse_it_clearly(engine, text):
+def test_search_add_and_remove_take_any_text_or_refuse_it_clearly(engine, text):
     try:
         [matches] = engine.search([text], k=2)
         assert len(matches) == 2
         [i] = engine.add([text])
         assert engine.texts([i])[i]
+        assert engine.remove([text]) == [i] and engine.texts([i]) == {}
     except QsearchError as e:
         assert str(e) and "\n" not in str(e)
 
@@ -70,4 +71,6 @@ def test_the_http_api_never_answers_5xx(client, text, k, threshold):
     assert r.status_code < 500, r.text
     assert "error" in r.json() or "matches" in r.json()
     r = client.post("/add", content=json.dumps({"questions": [text]}), headers={"content-type": "application/json"})
+    assert r.status_code < 500, r.text
+    r = client.post("/remove", content=json.dumps({"questions": [text], "ids": [k, k * 2**60]}), headers={"content-type": "application/json"})
     assert r.status_code < 500, r.text

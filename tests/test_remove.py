@@ -64,7 +64,10 @@ def test_the_cli_removes_by_id_and_reports_in_json(index, corpus_questions):
     assert out["questions"] == len(set(corpus_questions[:150])) - 1
 
 
-@pytest.mark.parametrize("args, message", [([], "give at least one question"), (["--id", "0"], "an id is a whole number of at least 1")])
+@pytest.mark.parametrize(
+    "args, message",
+    [([], "give at least one question"), (["--id", "0"], "an id is a whole number from 1"), (["--id", str(2**64)], "an id is a whole number from 1")],
+)
 def test_the_cli_refuses_a_removal_of_nothing_in_one_line(index, args, message):
     result = run_cli("remove", *args, "--index", str(index), check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr and message in result.stderr
@@ -121,6 +124,7 @@ def test_removals_over_http_need_the_key_and_are_counted(index, corpus_questions
     assert [r["removed"] for r in body["results"]] == [True, False] and body["questions"] == len(engine)
     assert "qsearch_questions_removed_total 1.0" in client.get("/metrics").text
     assert client.post("/remove", json={}, headers={"x-api-key": "s3cret-key"}).status_code == 422
+    assert client.post("/remove", json={"ids": [2**64]}, headers={"x-api-key": "s3cret-key"}).status_code == 400
     engine.close()
 
 
