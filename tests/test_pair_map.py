@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from conftest import HashTeacher
-from qsearch import Encoder
 from qsearch.alignment import OUTPUT_WEIGHT
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError

@@ -5,7 +5,7 @@ from fastapi.testclient import TestClient
 
 from qsearch import SearchEngine
 from qsearch.server import MAX_BODY_BYTES, create_app
-from conftest import RunningServer, project_version
+from conftest import RunningServer, metric, project_version
 
 
 @pytest.fixture()
@@ -162,16 +162,6 @@ def test_dedup_reads_an_uploaded_csv_with_its_question_column(client):
 def test_dedup_refuses_what_it_cannot_cluster_in_one_line(client, payload, message):
     response = client.post("/dedup", json=payload)
     assert response.status_code == 400 and message in response.json()["error"]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text exposition (0 when absent)."""
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        sample, _, value = line.rpartition(" ")
-        if sample.split("{")[0] == name and ",".join(sorted(sample.partition("{")[2].rstrip("}").split(","))) == want:
-            return float(value)
-    return 0.0
 
 
 def test_metrics_count_requests_by_route_and_status_and_report_the_index(client, engine):
