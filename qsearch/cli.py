@@ -43,6 +43,11 @@ ColumnOpt = typer.Option(None, help="Column of --file holding the questions.")
 ThresholdOpt = typer.Option(None, help="Verdict score (cosine less the word gap) above which a match is a duplicate; default: the model's.")
 
 
+def _repair_command(manifest: dict, index: Path) -> str:
+    """What measures an index's hubness again: `repair` for FAISS; for Milvus, which keeps its own vectors, a rebuild."""
+    return f"`qsearch repair --index {index}`" if manifest.get("backend", "faiss") == "faiss" else "`qsearch build-index` again"
+
+
 def _count(n: int, noun: str) -> str:
     """``n`` and its noun, in the singular for one: "1 row", "2 rows"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -520,7 +525,7 @@ def add(
     ids, matches, added = engine.search_and_add(texts, k, threshold)
     after = len(engine)
     if engine.hubness_outgrown():
-        fix = f"`qsearch repair --index {index}`" if engine.manifest.get("backend", "faiss") == "faiss" else "`qsearch build-index` again"
+        fix = _repair_command(engine.manifest, index)
         typer.echo(
             f"note: {index} holds {after / engine.hubness_measured_for:.1f}x the questions whose hubness was last measured "
             f"together; search ranks by it, so run {fix} to measure it again",
@@ -580,6 +585,41 @@ def remove(
         typer.echo(f"not in the index: {what}", err=True)
     ids_text = f" ({'id' if len(removed) == 1 else 'ids'} {', '.join(map(str, removed))})" if removed else ""
     typer.echo(f"removed {_count(len(removed), 'question')}{ids_text}; the index holds {remaining}")
+
+
+@app.command()
+def info(index: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
+    """What an index holds and how it was built, the model that reads it, and whether to repair it.
+
+    Example: qsearch info --index indexes/forum
+    """
+    from qsearch.search import SearchEngine
+
+    engine = SearchEngine.open(index)
+    try:
+        facts = engine.info()
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2, ensure_ascii=False))
+        return
+    f = facts
+    where = f" (collection {f['collection']!r} at {f['milvus_uri']})" if f["backend"] == "milvus" else ""
+    since = [f"{f['kept_from_previous']} kept from the index it replaced"] if f["kept_from_previous"] else []
+    since += [f"{_count(f['left_out_removed'], 'removed question')} left out"] if f["left_out_removed"] else []
+    hidden = f"; {f['hidden_removals']} removed ones still in the vectors, hidden" if f["hidden_removals"] else ""
+    lines = {
+        "index": f"{f['index']} (generation {f['generation']}){'' if f['writable'] else ', read-only'}",
+        "backend": f"{f['backend']}, {f['index_type']} ({f['factory']}){where}",
+        "questions": f"{f['questions']} now{hidden}",
+        "built": f"from {f['source'] or 'unknown'}: {f['questions_at_build']} questions"
+                 + (f" ({', '.join(since)})" if since else "") + (f", in {f['build_seconds']} s" if f["build_seconds"] is not None else ""),
+        "model": f"{f['model']}, {f['dim']} wide; duplicate above {f['threshold']:.4f}, clustered above {f['cluster_threshold']:.4f}",
+        "hubness": f"measured for {f['hubness_measured_for']} questions together",
+        "repair": f"advised: run {_repair_command(engine.manifest, index)}" if f["repair_advised"] else "not needed",
+    }
+    for key, value in lines.items():
+        typer.echo(f"{key:<10} {value}")
 
 
 @app.command()

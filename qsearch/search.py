@@ -473,6 +473,24 @@ class SearchEngine:
         """Whether ``repair`` would help: hubness outgrown, or ``HIDDEN_REPAIR`` removals hidden."""
         return self.hubness_outgrown() or self.hidden_removals() >= HIDDEN_REPAIR
 
+    def info(self) -> dict:
+        """What an operator asks of an index: where it lives, what it holds and how it was
+        built, the model that reads it, and whether ``repair`` is advised (``qsearch info``)."""
+        self.refresh()
+        with self._parts.reading():
+            m = self.manifest
+            where = {"milvus_uri": m["milvus_uri"], "collection": m["collection"]} if m.get("backend") == "milvus" else {}
+            return {
+                "index": str(self.root), "generation": self.generation.name, "backend": m.get("backend", "faiss"),
+                "index_type": m["index_type"], "factory": m["factory"], **where, "questions": len(self.backend),
+                "questions_at_build": m["questions_at_build"], "kept_from_previous": m.get("kept_from_previous", 0),
+                "left_out_removed": m.get("left_out_removed", 0), "source": m.get("source", ""),
+                "build_seconds": m.get("build_seconds"), "model": self.encoder.name, "dim": self.encoder.dim,
+                "threshold": self.threshold, "cluster_threshold": self.encoder.cluster_threshold,
+                "hubness_measured_for": self.hubness_measured_for, "hidden_removals": self.hidden_removals(),
+                "repair_advised": self.repair_advised(), "writable": not self.read_only,
+            }
+
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""
         with self._parts.reading():

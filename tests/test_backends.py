@@ -159,6 +159,15 @@ def test_a_rebuild_told_not_to_keep_them_brings_removed_questions_back(engine, b
         rebuilt.close()
 
 
+def test_info_says_what_the_index_holds_and_how_it_was_built(engine, backend, corpus_questions):
+    engine.add(["How deep is the Mariana Trench in metres?"])
+    engine.remove([corpus_questions[9], corpus_questions[10]])
+    facts = engine.info()
+    assert facts["backend"] == backend and facts["index_type"] == "flat" and facts["writable"] is True
+    assert facts["questions"] == len(engine) == facts["questions_at_build"] - 1
+    assert facts["model"] == engine.encoder.name and facts["threshold"] == engine.threshold and facts["repair_advised"] is False
+
+
 def test_another_model_is_refused(engine, tmp_path, tiny_model):
     engine.close()
     with pytest.raises(QsearchError, match="another model"):

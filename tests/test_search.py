@@ -380,3 +380,19 @@ def test_tuning_keeps_one_step_beyond_the_first_setting_that_reaches_the_target(
     index.add_with_ids(vectors, ids)
     name, steps = vindex.STEPS["hnsw"]
     assert vindex.tune(index, "hnsw", vectors, ids, recall=0.0)[name] == steps[1]  # the first step reaches 0.0
+
+
+def test_info_prints_the_index_and_its_build_and_json_for_programs(tmp_path, corpus_questions):
+    source = tmp_path / "questions.txt"
+    source.write_text("\n".join(corpus_questions[:60]) + "\n")
+    run_cli("build-index", "--questions", str(source), "--index", str(tmp_path / "idx"))
+    run_cli("remove", corpus_questions[3], "--index", str(tmp_path / "idx"))
+    run_cli("build-index", "--questions", str(source), "--index", str(tmp_path / "idx"))
+    lines = run_cli("info", "--index", str(tmp_path / "idx")).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["index", "backend", "questions", "built", "model", "hubness", "repair"]
+    assert "1 removed question left out" in lines[3] and lines[-1].endswith("not needed")
+    facts = json.loads(run_cli("info", "--index", str(tmp_path / "idx"), "--json").stdout)
+    assert facts["questions"] == len(set(corpus_questions[:60])) - 1 and facts["left_out_removed"] == 1
+    missing = run_cli("info", "--index", str(tmp_path / "nowhere"), check=False)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: no index at")
+
