@@ -5,7 +5,7 @@ The maps after the pooling are fitted after training (``qsearch.alignment``,
 ``qsearch.pair_map``), so any power can be fitted again on a model's saved weights
 (``qsearch.train.refit_output_map``; the teacher's vectors of the training questions come from
 its cache), on the questions themselves (neighbours 0) or on their differences to their nearest
-questions by the teacher. Each map gets its threshold chosen on validation and is measured by the rule that chooses the bundled model (README, Model card):
+questions by the teacher. Each map gets its threshold chosen on validation and is measured by the rule that chooses the bundled model (docs/model-card.md):
 validation ROC-AUC, Recall@1 and Recall@10 of the validation duplicates ranked as search ranks
 them against the bundled corpus, and ROC-AUC of the development paraphrase set. The 234-pair
 paraphrase set and the test part are printed for the record; read validation to choose. Needs

@@ -1,6 +1,6 @@
 """The hand-written paraphrase sets: the 234-pair set and the 251 pairs written later report, the
 202-pair one chooses models, so they must stay apart and stay what their kinds say (never trained
-on, see the README)."""
+on, see docs/model-card.md)."""
 
 from pathlib import Path
 
