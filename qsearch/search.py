@@ -1,12 +1,9 @@
 """SearchEngine: the model that built an index, and a backend that holds its questions.
 
-Folder layout (``indexes/default/`` by default)::
-
-    CURRENT            name of the live generation, replaced atomically
-    g00002/            one generation: index.json, model/, and the backend's files:
-                       questions.db + vectors.faiss (faiss), or nothing (milvus: index.json
-                       names the URI and collection; a Milvus Lite file defaults to milvus.db here)
-    .lock              held by writers (build, add, remove)
+An index folder (``indexes/default/`` by default) holds generations (``qsearch.generations``:
+CURRENT names the live one). A generation holds index.json, model/, and the backend's files:
+questions.db + vectors.faiss (faiss), or nothing (milvus: index.json names the URI and
+collection; a Milvus Lite file defaults to milvus.db in the folder).
 
 ``build`` writes a whole new generation and then switches CURRENT, so a failed or killed
 build leaves the previous index working. The engine encodes, checks input, ranks
@@ -19,23 +16,20 @@ generation, and the backend indexes what other processes committed since.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
 import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from qsearch import hubness, ranking
+from qsearch import generations, hubness, ranking
 from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
@@ -130,20 +124,6 @@ def clean_questions(questions: Iterable[str]) -> list[str]:
     return cleaned
 
 
-@contextmanager
-def _writer_lock(root: Path):
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise QsearchError(f"cannot make the index folder {root}: {e.strerror or e}") from None
-    with open(root / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _model_difference(encoder: Encoder, own: Encoder, manifest: dict) -> str | None:
     """How ``encoder`` differs from the model an index was built with (``own``, its copy), or
     None when it is the same: width, vocabulary, reading of words (spelling) and weights.
@@ -174,9 +154,9 @@ def _previous(root: Path) -> _Previous:
     model keeps them even when the old generation's model or vector file no longer loads;
     a Milvus index is opened, since its texts live in the collection.
     """
-    if not (root / "CURRENT").exists():
+    gen = generations.live(root)
+    if gen is None:
         return _Previous()
-    gen = root / (root / "CURRENT").read_text().strip()
     try:
         backend = json.loads((gen / "index.json").read_text()).get("backend", "faiss")
     except (OSError, ValueError, AttributeError):
@@ -211,19 +191,6 @@ def _carried_ids(texts: list[str], previous: _Previous) -> list[int] | None:
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise QsearchError(f"k must be a whole number of at least 1, got {k!r}")
-
-
-def _ours(path: Path) -> bool:
-    """Whether a file in an index folder is one the engine writes (a killed first build leaves these)."""
-    return path.name in (".lock", "CURRENT.tmp") or (path.name[0] == "g" and path.name[1:].isdigit())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SearchEngine:
@@ -278,7 +245,7 @@ class SearchEngine:
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise QsearchError(f"{root} is a file, not an index folder")
-        if root.is_dir() and not (root / "CURRENT").exists() and not all(_ours(p) for p in root.iterdir()):
+        if root.is_dir() and generations.live(root) is None and not all(generations.is_ours(p) for p in root.iterdir()):
             raise QsearchError(f"{root} exists and is not a qsearch index; pick an empty or new --index folder")
         texts = list(dict.fromkeys(q.strip()[:MAX_QUESTION_CHARS] for q in questions if q and q.strip()))
         if not texts:
@@ -293,7 +260,7 @@ class SearchEngine:
             index_type = "flat" if requested == "auto" else index_type
             if requested != "auto":
                 raise QsearchError("the Milvus backend supports --index-type flat, hnsw or auto")
-        with _writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
+        with generations.writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
             previous = _previous(root) if keep_old else _Previous()
             new = set(texts)
             kept = [t for t in previous.held if t not in new]
@@ -301,10 +268,7 @@ class SearchEngine:
             texts = [t for t in texts if t not in previous.removed] + kept
             if not texts:
                 raise QsearchError(f"every question given was removed from the index at {root}; --replace builds anew with them")
-            current = (root / "CURRENT").read_text().strip() if (root / "CURRENT").exists() else "g00000"
-            gen = root / f"g{int(current[1:]) + 1:05d}"
-            shutil.rmtree(gen, ignore_errors=True)
-            gen.mkdir(parents=True)
+            gen = generations.next_generation(root)
             started = time.perf_counter()
             manifest = {
                 "format": "qsearch-index",
@@ -339,14 +303,7 @@ class SearchEngine:
             manifest["build_seconds"] = round(time.perf_counter() - started, 2)
             encoder.save(gen / "model")
             write_json(gen / "index.json", manifest)
-            _fsync_dir(gen)
-            tmp = root / "CURRENT.tmp"
-            tmp.write_text(gen.name + "\n")
-            os.replace(tmp, root / "CURRENT")
-            _fsync_dir(root)
-            for old in root.glob("g[0-9]*"):
-                if old != gen:
-                    shutil.rmtree(old, ignore_errors=True)
+            generations.switch(root, gen)
         return cls(root, gen, manifest, Encoder.load(gen / "model"), store)
 
     # ---- opening --------------------------------------------------------------------------
@@ -358,11 +315,11 @@ class SearchEngine:
         queries, and refuses adds with a clear message.
         """
         root = Path(path)
-        if not (root / "CURRENT").exists():
+        gen = generations.live(root)
+        if gen is None:
             if not root.exists():
                 raise QsearchError(f"no index at {root}; {_BUILD_HINT}")
             raise QsearchError(f"{root} is not a qsearch index (no CURRENT file); {_BUILD_HINT}")
-        gen = root / (root / "CURRENT").read_text().strip()
         try:
             manifest = read_manifest(gen / "index.json", "index", INDEX_FORMAT_VERSION, _BUILD_HINT)
         except QsearchError:
@@ -391,16 +348,16 @@ class SearchEngine:
         question's hubness again; returns the count. An index of format 1 (before hubness)
         is brought up to format 2 on the way, every question kept."""
         root = Path(path)
-        if (root / "CURRENT").exists():
-            with _writer_lock(root):
-                _upgrade_format_1(root / (root / "CURRENT").read_text().strip())
+        if generations.live(root) is not None:
+            with generations.writer_lock(root):
+                _upgrade_format_1(generations.live(root))
         engine = cls.open(root)
         if not isinstance(engine.backend, FaissIndex):
             engine.close()
             raise QsearchError(f"the index at {root} lives in Milvus, which keeps its own vectors; repair is for FAISS indexes")
         if engine.read_only:
             raise QsearchError(f"the index at {root} is read-only (no write permission); repair needs write access")
-        with engine._write, _writer_lock(root):
+        with engine._write, generations.writer_lock(root):
             count = engine.backend.rebuild()
             engine.manifest["hubness_measured_for"] = count
             write_json(engine.generation / "index.json", engine.manifest)
@@ -571,7 +528,7 @@ class SearchEngine:
             raise QsearchError(f"the index at {self.root} is read-only (no write permission): it answers queries, adds need write access")
         with self._parts.reading():
             vectors, encoded_for = self.encoder.encode(questions), self.generation.name
-        with self._write, _writer_lock(self.root):
+        with self._write, generations.writer_lock(self.root):
             self.refresh()
             with self._parts.reading():
                 if self._current() != encoded_for or self.generation.name != encoded_for:
@@ -613,7 +570,7 @@ class SearchEngine:
             raise QsearchError(f"the index at {self.root} is read-only (no write permission): removals need write access")
         if not texts and not ids:
             return {}, {}
-        with self._write, _writer_lock(self.root):
+        with self._write, generations.writer_lock(self.root):
             self.refresh()
             with self._parts.reading():
                 found = self.backend.ids_of(texts) if texts else {}
@@ -623,7 +580,7 @@ class SearchEngine:
     def save(self) -> None:
         """Write the backend's checkpoint; acknowledged adds are durable without it."""
         if not self.read_only:
-            with self._write, _writer_lock(self.root), self._parts.reading():
+            with self._write, generations.writer_lock(self.root), self._parts.reading():
                 self.backend.flush()
 
     def close(self) -> None:
@@ -632,7 +589,7 @@ class SearchEngine:
             with self._parts.reading():
                 self.backend.close()
             return
-        with self._write, _writer_lock(self.root), self._parts.reading():
+        with self._write, generations.writer_lock(self.root), self._parts.reading():
             self.backend.close()
 
 
