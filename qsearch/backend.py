@@ -31,6 +31,7 @@ class QuestionIndex(Protocol):
     """Texts, unit vectors and hubness of the known questions, keyed by integer ids that never change."""
 
     read_only: bool
+    why_read_only: str  # "" when writable; else what a refused write should say, e.g. "no write permission"
 
     def __len__(self) -> int:
         """How many questions are stored and searchable."""

@@ -1,5 +1,55 @@
 """The one exception type a user sees: the CLI prints its message on one line, no traceback."""
 
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
 
 class QsearchError(Exception):
     """A problem caused by the input or the environment, not a bug; the message says what to do."""
+
+
+class DiskFull(QsearchError):
+    """A write failed because the disk is full: the server's fault, not the request's (HTTP 507)."""
+
+
+_FULL_MESSAGES = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_NEARLY_FULL = 1 << 20  # SQLite reports "disk I/O error" when it cannot make its WAL files on a full disk
+
+
+def disk_full(error: BaseException, path: Path | str, outcome: str) -> DiskFull | None:
+    """The one-line error for ``error`` if it comes from a full disk under ``path``, else None.
+
+    ``outcome`` says what the failed write left, e.g. "the index is unchanged". An error names
+    a full disk by its errno or message; an I/O error on a disk with under 1 MiB free counts too.
+    """
+    path = Path(path)
+    free = free_bytes(path)
+    named = isinstance(error, DiskFull) or (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+        m in str(error).lower() for m in _FULL_MESSAGES
+    )
+    if not named and (free is None or free >= _NEARLY_FULL):
+        return None
+    where = path if path.is_dir() else path.parent
+    left = "" if free is None else f" ({_size(free)} free now)"
+    return DiskFull(f"the disk holding {where} ran out of space{left}: {outcome}; free some space and run again")
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (its nearest existing folder), or None."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

@@ -27,12 +27,13 @@ from qsearch import hubness
 from qsearch import index as vindex
 from qsearch.backend import first_seen
 from qsearch.encoder import Encoder
-from qsearch.errors import QsearchError
+from qsearch.errors import DiskFull, QsearchError, disk_full
 from qsearch.locks import ReadWriteLock
 from qsearch.store import Store
 
 CHECKPOINT_EVERY = 1000
 log = logging.getLogger("qsearch")
+DISK_FULL = "its disk was full when it was opened"  # why a writable generation opened read-only
 
 
 def _encode_all(encoder: Encoder, texts: list[str], progress=None, step: int = 20000) -> np.ndarray:
@@ -48,9 +49,10 @@ def _encode_all(encoder: Encoder, texts: list[str], progress=None, step: int = 2
 class FaissIndex:
     """Questions in ``questions.db`` and their vectors in ``vectors.faiss`` (IDMap2, ids = store ids)."""
 
-    def __init__(self, gen: Path, manifest: dict, encoder: Encoder, store: Store, index, read_only: bool = False):
+    def __init__(self, gen: Path, manifest: dict, encoder: Encoder, store: Store, index, read_only: bool = False, why_read_only: str = ""):
         self.gen, self.manifest, self.encoder, self.store, self.index = gen, manifest, encoder, store, index
         self.read_only = read_only
+        self.why_read_only = (why_read_only or "no write permission") if read_only else ""
         self._lock = ReadWriteLock()
         self._refresh = threading.Lock()
         self._pending = 0
@@ -86,12 +88,22 @@ class FaissIndex:
 
     @classmethod
     def open(cls, gen: Path, manifest: dict, encoder: Encoder) -> "FaissIndex":
-        """Open a generation; read-only without write permission; catch up on unindexed rows."""
-        read_only = cls._read_only(gen)
-        store = Store(gen / "questions.db", read_only=read_only)
-        removed, mark = store.removed_after(0)
-        index = cls._load_vectors(gen, manifest, encoder, store, store.check(), read_only, set(removed))
-        backend = cls(gen, manifest, encoder, store, index, read_only)
+        """Open a generation; read-only without write permission, or on a disk too full for
+        SQLite's WAL files (searches still work there); catch up on unindexed rows."""
+        read_only, why = cls._read_only(gen), ""
+        try:
+            store, stored, (removed, mark) = cls._open_store(gen, read_only, False)
+        except DiskFull as full:
+            if read_only:
+                raise
+            read_only, why = True, DISK_FULL
+            try:
+                store, stored, (removed, mark) = cls._open_store(gen, True, True)
+            except QsearchError:
+                raise full from None
+            log.warning("%s; opened read-only: searches work, adds and removals wait for space", str(full).split(":")[0])
+        index = cls._load_vectors(gen, manifest, encoder, store, stored, read_only, set(removed))
+        backend = cls(gen, manifest, encoder, store, index, read_only, why)
         backend._forget(removed)
         backend._mark = mark
         missing = store.rows_missing_from(backend._live_ids())
@@ -99,6 +111,17 @@ class FaissIndex:
             backend._add_rows(missing)
             backend._pending += len(missing)
         return backend
+
+    @staticmethod
+    def _open_store(gen: Path, read_only: bool, immutable: bool) -> tuple[Store, int, tuple[list[int], int]]:
+        """A generation's store, its row count and its removals, read once: a store SQLite
+        cannot read (damaged, or on a full disk) is one clear error."""
+        store = Store(gen / "questions.db", read_only=read_only, immutable=immutable)
+        try:
+            return store, store.check(), store.removed_after(0)
+        except sqlite3.DatabaseError as e:
+            store.close()
+            raise store.damaged(e) from None
 
     @staticmethod
     def _read_only(gen: Path) -> bool:
@@ -261,10 +284,18 @@ class FaissIndex:
         return self.store.all_texts()
 
     def flush(self) -> None:
-        """Write the FAISS checkpoint if rows were added since it was last written."""
+        """Write the FAISS checkpoint if rows were added since it was last written. On a full
+        disk it is left for later: the store holds every question, and opening indexes what
+        the checkpoint lacks, so an acknowledged add or removal does not wait on it."""
         if self._pending and not self.read_only:
-            with self._lock.reading():
-                vindex.save(self.index, self.gen / "vectors.faiss")
+            try:
+                with self._lock.reading():
+                    vindex.save(self.index, self.gen / "vectors.faiss")
+            except (OSError, RuntimeError) as e:
+                if disk_full(e, self.gen, "") is None:
+                    raise
+                log.warning("the disk holding %s is full: the vector checkpoint is not written yet; every question is safe in questions.db", self.gen)
+                return
             self._pending = 0
 
     def close(self) -> None:

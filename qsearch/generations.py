@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from qsearch.errors import QsearchError
+from qsearch.errors import QsearchError, disk_full
 
 
 @contextmanager
@@ -49,20 +49,35 @@ def is_ours(path: Path) -> bool:
     return path.name in (".lock", "CURRENT.tmp") or (path.name[0] == "g" and path.name[1:].isdigit())
 
 
-def next_generation(root: Path) -> Path:
-    """A new, empty generation folder numbered after the live one (leftovers of a killed build cleared)."""
+@contextmanager
+def new_generation(root: Path) -> Iterator[Path]:
+    """A new, empty generation folder numbered after the live one (leftovers of a killed build
+    cleared), to write whole before ``switch``. If writing it fails it is deleted, so a full
+    disk gets its space back, and the live generation stays; a full disk says so in one line."""
     current = live(root)
     gen = root / f"g{int(current.name[1:]) + 1 if current else 1:05d}"
     shutil.rmtree(gen, ignore_errors=True)
-    gen.mkdir(parents=True)
-    return gen
+    try:
+        gen.mkdir(parents=True)
+        yield gen
+    except BaseException as e:
+        shutil.rmtree(gen, ignore_errors=True)
+        full = disk_full(e, root, f"the index at {root} is unchanged") if isinstance(e, Exception) else None
+        if full is not None:
+            raise full from None
+        raise
 
 
 def switch(root: Path, gen: Path) -> None:
     """Make ``gen`` (complete on disk) the live generation, durably, and delete the others."""
     fsync_dir(gen)
     tmp = root / "CURRENT.tmp"
-    tmp.write_text(gen.name + "\n")
+    try:
+        tmp.write_text(gen.name + "\n")
+    except OSError as e:  # CURRENT still names the live generation
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(gen, ignore_errors=True)
+        raise disk_full(e, root, f"the index at {root} is unchanged") or e
     os.replace(tmp, root / "CURRENT")
     fsync_dir(root)
     for old in root.glob("g[0-9]*"):

@@ -120,9 +120,13 @@ def indexed_ids(index: faiss.Index) -> np.ndarray:
 def save(index: faiss.Index, path: Path) -> None:
     """Write atomically (temporary file, fsync, rename): a killed write keeps the old file."""
     tmp = path.with_name(path.name + ".tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    try:
+        faiss.write_index(index, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    except BaseException:  # a full disk: leave no half-written file taking the space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

@@ -98,6 +98,7 @@ class MilvusIndex:
 
     def __init__(self, client, uri: str, collection: str, read_only: bool = False):
         self.client, self.uri, self.collection, self.read_only = client, uri, collection, read_only
+        self.why_read_only = "no write permission" if read_only else ""
         self._write = threading.Lock()
         self._ef = HNSW_EF
         self._removals_seen = False  # once the removed collection exists, it stays

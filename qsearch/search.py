@@ -33,9 +33,9 @@ from qsearch import generations, hubness, ranking
 from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
-from qsearch.faiss_backend import FaissIndex
+from qsearch.faiss_backend import DISK_FULL, FaissIndex
 from qsearch.locks import ReadWriteLock
-from qsearch.errors import QsearchError
+from qsearch.errors import DiskFull, QsearchError, disk_full
 from qsearch.manifest import read_manifest, write_json
 from qsearch.paths import DEFAULT_INDEX
 from qsearch.store import Store
@@ -169,6 +169,8 @@ def _previous(root: Path) -> _Previous:
             return _Previous(dict.fromkeys(old.backend.all_texts(), 0), dict.fromkeys(old.backend.removed_texts(), 0))
         finally:
             old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
+    except DiskFull:
+        raise
     except QsearchError as e:
         raise QsearchError(f"the index at {root} cannot be read to keep its questions ({e}); --replace builds anew without them") from None
 
@@ -186,6 +188,13 @@ def _carried_ids(texts: list[str], previous: _Previous) -> list[int] | None:
             top += 1
         ids.append(previous.held.get(text, top))
     return ids
+
+
+def _refused(engine: "SearchEngine", what: str) -> QsearchError:
+    """The one-line refusal of a write (``what``: adds, removals, repair) to a read-only index, with its remedy."""
+    why = engine.backend.why_read_only
+    fix = "free some space on its disk and run again" if why == DISK_FULL else f"{what} {'needs' if what == 'repair' else 'need'} write access"
+    return QsearchError(f"the index at {engine.root} is read-only ({why}): it answers queries; {fix}")
 
 
 def _check_k(k: int) -> None:
@@ -268,41 +277,41 @@ class SearchEngine:
             texts = [t for t in texts if t not in previous.removed] + kept
             if not texts:
                 raise QsearchError(f"every question given was removed from the index at {root}; --replace builds anew with them")
-            gen = generations.next_generation(root)
-            started = time.perf_counter()
-            manifest = {
-                "format": "qsearch-index",
-                "format_version": INDEX_FORMAT_VERSION,
-                "backend": backend,
-                "index_type": index_type,
-                "requested_index_type": requested,
-                "factory": vindex.factory(encoder.dim, index_type),
-                "dim": encoder.dim,
-                "model": encoder.name,
-                "vocab_sha256": encoder.manifest["vocab_sha256"],
-                "threshold": encoder.threshold,
-                "questions_at_build": len(texts),
-                "kept_from_previous": len(kept),
-                "left_out_removed": len(left_out),
-                "source": source,
-            }
-            if backend == "faiss":
-                store = FaissIndex.create(gen, manifest, encoder, texts, progress, recall, _carried_ids(texts, previous), previous.removed)
-            else:
-                from qsearch.milvus_backend import MilvusIndex, is_lite
+            with generations.new_generation(root) as gen:  # deleted again if writing it fails
+                started = time.perf_counter()
+                manifest = {
+                    "format": "qsearch-index",
+                    "format_version": INDEX_FORMAT_VERSION,
+                    "backend": backend,
+                    "index_type": index_type,
+                    "requested_index_type": requested,
+                    "factory": vindex.factory(encoder.dim, index_type),
+                    "dim": encoder.dim,
+                    "model": encoder.name,
+                    "vocab_sha256": encoder.manifest["vocab_sha256"],
+                    "threshold": encoder.threshold,
+                    "questions_at_build": len(texts),
+                    "kept_from_previous": len(kept),
+                    "left_out_removed": len(left_out),
+                    "source": source,
+                }
+                if backend == "faiss":
+                    store = FaissIndex.create(gen, manifest, encoder, texts, progress, recall, _carried_ids(texts, previous), previous.removed)
+                else:
+                    from qsearch.milvus_backend import MilvusIndex, is_lite
 
-                uri = milvus_uri or "milvus.db"  # the default, inside the folder, is recorded relative to it
-                if milvus_uri and is_lite(milvus_uri):
-                    uri = str(Path(milvus_uri).resolve())
-                manifest.update(milvus_uri=uri, collection=collection)
-                manifest["factory"] = f"milvus:{index_type}"
-                store = MilvusIndex.create(
-                    _milvus_uri(root, uri), collection, _model_key(manifest), index_type, texts, encoder, progress, milvus_token,
-                    removed=list(previous.removed), keep_removed=keep_old,
-                )
-            manifest["build_seconds"] = round(time.perf_counter() - started, 2)
-            encoder.save(gen / "model")
-            write_json(gen / "index.json", manifest)
+                    uri = milvus_uri or "milvus.db"  # the default, inside the folder, is recorded relative to it
+                    if milvus_uri and is_lite(milvus_uri):
+                        uri = str(Path(milvus_uri).resolve())
+                    manifest.update(milvus_uri=uri, collection=collection)
+                    manifest["factory"] = f"milvus:{index_type}"
+                    store = MilvusIndex.create(
+                        _milvus_uri(root, uri), collection, _model_key(manifest), index_type, texts, encoder, progress, milvus_token,
+                        removed=list(previous.removed), keep_removed=keep_old,
+                    )
+                manifest["build_seconds"] = round(time.perf_counter() - started, 2)
+                encoder.save(gen / "model")
+                write_json(gen / "index.json", manifest)
             generations.switch(root, gen)
         return cls(root, gen, manifest, Encoder.load(gen / "model"), store)
 
@@ -356,12 +365,16 @@ class SearchEngine:
             engine.close()
             raise QsearchError(f"the index at {root} lives in Milvus, which keeps its own vectors; repair is for FAISS indexes")
         if engine.read_only:
-            raise QsearchError(f"the index at {root} is read-only (no write permission); repair needs write access")
-        with engine._write, generations.writer_lock(root):
-            count = engine.backend.rebuild()
-            engine.manifest["hubness_measured_for"] = count
-            write_json(engine.generation / "index.json", engine.manifest)
-        engine.close()
+            raise _refused(engine, "repair")
+        try:
+            with engine._write, generations.writer_lock(root):
+                count = engine.backend.rebuild()
+                engine.manifest["hubness_measured_for"] = count
+                write_json(engine.generation / "index.json", engine.manifest)
+        except (OSError, RuntimeError) as e:
+            raise disk_full(e, root, "the vector file is unchanged") or e
+        finally:
+            engine.close()
         return count
 
     def refresh(self) -> None:
@@ -525,7 +538,7 @@ class SearchEngine:
             _check_k(k)
         self.refresh()
         if self.read_only:
-            raise QsearchError(f"the index at {self.root} is read-only (no write permission): it answers queries, adds need write access")
+            raise _refused(self, "adds")
         with self._parts.reading():
             vectors, encoded_for = self.encoder.encode(questions), self.generation.name
         with self._write, generations.writer_lock(self.root):
@@ -567,7 +580,7 @@ class SearchEngine:
         catching up, so that a rebuild by another process cannot come between look-up and removal."""
         self.refresh()
         if self.read_only:
-            raise QsearchError(f"the index at {self.root} is read-only (no write permission): removals need write access")
+            raise _refused(self, "removals")
         if not texts and not ids:
             return {}, {}
         with self._write, generations.writer_lock(self.root):

@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from qsearch import __version__, metrics
-from qsearch.errors import QsearchError
+from qsearch.errors import DiskFull, QsearchError
 from qsearch.search import SearchEngine, added_json, check_threshold, clean_questions, removed_json, results_json
 
 MAX_BODY_BYTES = 1_000_000
@@ -267,7 +267,7 @@ def create_app(
 
     @app.exception_handler(QsearchError)
     async def refused(request: Request, exc: QsearchError):
-        return _error(400, str(exc))
+        return _error(507 if isinstance(exc, DiskFull) else 400, str(exc))  # 507 Insufficient Storage: the server's disk, not the request
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:

@@ -16,12 +16,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from qsearch.errors import QsearchError
+from qsearch.errors import QsearchError, disk_full
 
 TABLE = "questions"
 REMOVED = "removed"
@@ -35,9 +35,12 @@ class Store:
     running beside an add sees only committed rows (WAL lets readers and the writer overlap).
     """
 
-    def __init__(self, path: Path, read_only: bool = False, create: bool = False):
+    def __init__(self, path: Path, read_only: bool = False, create: bool = False, immutable: bool = False):
+        """``immutable``: read the file as it stands, without SQLite's WAL files, for a disk
+        too full to make them (a read-only open only)."""
         self.path = Path(path)
-        self.read_only = read_only
+        self.read_only = read_only or immutable
+        self._immutable = immutable
         if not create and not self.path.exists():
             raise QsearchError(
                 f"{self.path} is missing, and with it the index's texts; restore it from a backup "
@@ -55,12 +58,27 @@ class Store:
             raise self.damaged(e) from None
 
     def damaged(self, error: Exception) -> QsearchError:
-        """The one-line error for a store SQLite cannot read."""
-        return QsearchError(f"{self.path} cannot be read ({error}); restore it from a backup")
+        """The one-line error for a store SQLite cannot read: a full disk (SQLite cannot make
+        its WAL files) says so, since the store is then intact and a restore would be wrong."""
+        return disk_full(error, self.path, "nothing stored was changed") or QsearchError(
+            f"{self.path} cannot be read ({error}); restore it from a backup"
+        )
+
+    @contextmanager
+    def _writing(self, undone: str) -> Iterator[None]:
+        """One transaction on the writer connection; a full disk rolls it back and says so
+        (``undone``: what the rollback means for the caller)."""
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                yield
+        except sqlite3.DatabaseError as e:
+            raise disk_full(e, self.path, f"{undone}, and everything acknowledged before is kept") or e
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:  # a query on a read-only folder must not try to write (WAL files, journal mode)
-            uri = f"file:{self.path}?mode=ro" + ("" if os.path.exists(f"{self.path}-wal") else "&immutable=1")
+            immutable = self._immutable or not os.path.exists(f"{self.path}-wal")
+            uri = f"file:{self.path}?mode=ro" + ("&immutable=1" if immutable else "")
             return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -106,20 +124,21 @@ class Store:
         """Insert the texts not stored yet, with their hubness; return (id of every text, ids of the new ones).
 
         The caller holds the index's writer lock, so no other writer runs between the look-up
-        and the insert; the insert is committed before this returns.
+        and the insert; the insert is one transaction, committed before this returns.
         """
         import sqlite_utils
 
-        known = self._ids_of(self.conn, texts)
-        hub = {}
-        for t, h in zip(texts, hubs):
-            if t not in known:
-                hub.setdefault(t, float(h))
-        if hub:  # ids given here, above every id ever issued: SQLite alone would reuse a removed top id
-            start = self.top_id(self.conn) + 1
-            rows = ({"id": i, "text": t, "hub": h} for i, (t, h) in enumerate(hub.items(), start))
-            sqlite_utils.Database(self.conn)[TABLE].insert_all(rows, batch_size=10000)
-        ids = self._ids_of(self.conn, texts)
+        with self._writing("none of these questions was added"):  # all or none, however many
+            known = self._ids_of(self.conn, texts)
+            hub = {}
+            for t, h in zip(texts, hubs):
+                if t not in known:
+                    hub.setdefault(t, float(h))
+            if hub:  # ids given here, above every id ever issued: SQLite alone would reuse a removed top id
+                start = self.top_id(self.conn) + 1
+                rows = ({"id": i, "text": t, "hub": h} for i, (t, h) in enumerate(hub.items(), start))
+                sqlite_utils.Database(self.conn)[TABLE].insert_all(rows, batch_size=10000)
+            ids = self._ids_of(self.conn, texts)
         return [ids[t] for t in texts], [ids[t] for t in hub]
 
     @staticmethod
@@ -195,8 +214,7 @@ class Store:
     def remove(self, ids: Iterable[int]) -> dict[int, str]:
         """Delete these ids' rows and record each in the removed table, in one transaction
         (the caller holds the index's writer lock); returns {id: text} of those that were stored."""
-        with self.conn:
-            self.conn.execute("BEGIN")
+        with self._writing("none of these questions was removed"):
             gone = dict(self._rows_where(self.conn, "id", (int(i) for i in ids)))
             for start in range(0, len(gone), 500):
                 chunk = list(gone)[start : start + 500]

@@ -1,0 +1,116 @@
+"""A full disk: every command says so in one line, the index stays as it was, searches go on,
+and nothing acknowledged is lost. The disk is real: a 48 MiB tmpfs mounted for each test and
+filled to its last byte, so these tests need root (CI runs as root) and skip elsewhere."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import run_cli
+from qsearch import SearchEngine
+from qsearch.server import create_app
+
+
+@pytest.fixture()
+def disk(tmp_path):
+    """A small real file system of its own, unmounted after the test."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small file system to fill needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path, leave: int = 0) -> Path:
+    """Take every free byte of ``disk`` (then give back ``leave`` bytes); returns the filler to delete."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+    if leave:
+        os.truncate(filler, max(filler.stat().st_size - leave, 0))
+    return filler
+
+
+@pytest.fixture()
+def index(disk, corpus_questions) -> Path:
+    SearchEngine.build(corpus_questions[:150], path=disk / "idx").close()
+    return disk / "idx"
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def stored(index: Path) -> list[str]:
+    engine = SearchEngine.open(index)
+    try:
+        return engine.backend.all_texts()
+    finally:
+        engine.close()
+
+
+def test_an_add_on_a_full_disk_is_refused_in_one_line_while_searches_go_on(index):
+    run_cli("add", "Is this question added before the disk filled?", "--index", str(index))
+    filler = fill(index.parent)
+
+    refused = one_line_error(run_cli("add", "Is this one added after?", "--index", str(index), check=False))
+    assert "full" in refused and "free some space" in refused
+    found = run_cli("query", "Is this question added before the disk filled?", "--index", str(index), "-k", "1", "--json")
+    assert json.loads(found.stdout)[0]["matches"][0]["text"] == "Is this question added before the disk filled?"
+
+    filler.unlink()
+    run_cli("add", "Is this one added after?", "--index", str(index))
+    texts = stored(index)
+    assert len(texts) == 152
+    assert {"Is this question added before the disk filled?", "Is this one added after?"} <= set(texts)
+
+
+def test_a_rebuild_that_does_not_fit_leaves_the_index_as_it_was(index, corpus_questions):
+    questions = index.parent / "questions.txt"
+    questions.write_text("\n".join(corpus_questions[:300]) + "\n")
+    filler = fill(index.parent, leave=5 << 20)  # a generation with its model copy takes about 21 MB
+
+    refused = one_line_error(run_cli("build-index", "--questions", str(questions), "--index", str(index), check=False))
+    assert f"the index at {index} is unchanged" in refused
+    assert sorted(p.name for p in index.glob("g*")) == ["g00001"]  # the half-written generation gave its space back
+    assert len(stored(index)) == 150
+
+    filler.unlink()
+    run_cli("build-index", "--questions", str(questions), "--index", str(index))
+    assert len(stored(index)) == 300
+
+
+def test_a_server_answers_507_on_a_full_disk_and_keeps_what_it_acknowledged(index):
+    engine = SearchEngine.open(index)
+    client = TestClient(create_app(engine))
+    assert client.post("/add", json={"questions": ["Which question came before the disk filled?"]}).status_code == 200
+    filler = fill(index.parent)
+
+    full = client.post("/add", json={"questions": ["Which question came after it filled?"]})
+    assert full.status_code == 507 and "free some space" in full.json()["error"]
+    search = client.post("/search", json={"query": "Which question came before the disk filled?", "k": 1})
+    assert search.status_code == 200 and search.json()["matches"][0]["text"] == "Which question came before the disk filled?"
+
+    filler.unlink()
+    assert client.post("/add", json={"questions": ["Which question came after it filled?"]}).status_code == 200
+    engine.close()
+    assert {"Which question came before the disk filled?", "Which question came after it filled?"} <= set(stored(index))
+    assert len(stored(index)) == 152
