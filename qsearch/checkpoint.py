@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from qsearch.config import ModelConfig, TrainConfig
-from qsearch.errors import QsearchError
+from qsearch.errors import QsearchError, disk_full
 
 CHECKPOINT = "checkpoint.pt"
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -40,10 +40,14 @@ def save(folder: Path, state: dict) -> None:
     """Write atomically (temporary file, fsync, rename): a kill leaves the previous checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (CHECKPOINT + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as e:  # a full disk: no half-written file left taking the space
+        tmp.unlink(missing_ok=True)
+        raise disk_full(e, folder, f"the checkpoint of the last finished epoch, if any, is kept for `qsearch train --resume {folder}`") or e
     os.replace(tmp, folder / CHECKPOINT)
 
 

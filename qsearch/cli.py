@@ -702,6 +702,7 @@ def dedup(
         try:
             result.rows.to_csv(out, index=False)
         except OSError as e:
+            Path(out).unlink(missing_ok=True)  # a full disk leaves a cut-off file behind
             raise QsearchError(f"cannot write {out}: {e.strerror or e}") from None
     typer.echo(
         f"{_count(len(result.rows), 'row')}: {_count(clusters, 'cluster')} of duplicates holding {_count(in_clusters, 'row')} "

@@ -87,6 +87,7 @@ def plot_scores(scores: np.ndarray, labels: np.ndarray, threshold: float, path: 
     try:
         fig.savefig(path, dpi=110)
     except OSError as e:
+        Path(path).unlink(missing_ok=True)  # a full disk leaves an empty file behind
         raise QsearchError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         plt.close(fig)

@@ -32,7 +32,7 @@ from qsearch.config import DISTILL_KINDS, MAX_NEIGHBOURS, SELECT_BY, ModelConfig
 from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
 from qsearch.detail import detail_copies
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
-from qsearch.errors import QsearchError
+from qsearch.errors import QsearchError, disk_full
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, format_auc, pair_scores, roc_auc
 from qsearch.lexical import Lexicon
 from qsearch.manifest import sha256_file
@@ -645,8 +645,12 @@ def refit_output_map(
 
 
 def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
-    """Save, reload the saved model, pick its threshold on validation, store val/test metrics."""
-    trained.save(out)
+    """Save, reload the saved model, pick its threshold on validation, store val/test metrics.
+    On a full disk the training checkpoint, still in ``out``, lets ``--resume`` finish the job."""
+    try:
+        trained.save(out)
+    except Exception as e:
+        raise disk_full(e, out, f"the training checkpoint is kept for `qsearch train --resume {out}`") or e
     encoder = Encoder.load(out)
     parts = split_pairs(load_pairs(config.data).frame)
     scored = {
@@ -659,7 +663,10 @@ def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Ca
     encoder.manifest["threshold_f1"] = thresholds["f1"]
     encoder.manifest["threshold_cluster"] = thresholds["cluster"]
     encoder.manifest["metrics"] = {name: classification_metrics(s, y, thresholds["accuracy"]) for name, (s, y) in scored.items()}
-    encoder.save(out)
+    try:
+        encoder.save(out)
+    except Exception as e:
+        raise disk_full(e, out, f"the training checkpoint is kept for `qsearch train --resume {out}`") or e
     for name, m in encoder.manifest["metrics"].items():
         log(f"{name}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {format_auc(m['roc_auc'])}  (threshold {m['threshold']:.4f})")
     return Encoder.load(out)

@@ -114,3 +114,27 @@ def test_a_server_answers_507_on_a_full_disk_and_keeps_what_it_acknowledged(inde
     engine.close()
     assert {"Which question came before the disk filled?", "Which question came after it filled?"} <= set(stored(index))
     assert len(stored(index)) == 152
+
+
+def test_training_on_a_full_disk_stops_in_one_line_and_leaves_its_folder_usable(disk, pairs_slice):
+    out = disk / "model"
+    args = ["train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--embed-dim", "16",
+            "--batch-size", "64", "--teacher", "none", "--threads", "1"]
+    filler = fill(disk)
+
+    refused = one_line_error(run_cli(*args, check=False))
+    assert "ran out of space" in refused and "--resume" in refused
+    assert not any(out.glob("*.tmp"))  # no half-written checkpoint left taking the space
+
+    filler.unlink()
+    run_cli(*args)
+    assert (out / "model.json").is_file()
+
+
+def test_a_dedup_file_that_does_not_fit_is_not_left_cut_off(disk, corpus_questions, tmp_path):
+    questions = tmp_path / "questions.txt"
+    questions.write_text("\n".join(corpus_questions[:100]) + "\n")
+    fill(disk)
+    refused = one_line_error(run_cli("dedup", str(questions), "--out", str(disk / "clusters.csv"), check=False))
+    assert "No space left" in refused
+    assert not (disk / "clusters.csv").exists()
