@@ -27,14 +27,18 @@ def disk_full(error: BaseException, path: Path | str, outcome: str) -> DiskFull 
     """
     path = Path(path)
     free = free_bytes(path)
-    named = isinstance(error, DiskFull) or (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
-        m in str(error).lower() for m in _FULL_MESSAGES
-    )
-    if not named and (free is None or free >= _NEARLY_FULL):
+    if not names_full_disk(error) and (free is None or free >= _NEARLY_FULL):
         return None
     where = path if path.is_dir() else path.parent
     left = "" if free is None else f" ({_size(free)} free now)"
     return DiskFull(f"the disk holding {where} ran out of space{left}: {outcome}; free some space and run again")
+
+
+def names_full_disk(error: BaseException) -> bool:
+    """Whether ``error`` says itself that a disk is full (by errno or message), wherever the disk is."""
+    if isinstance(error, DiskFull) or (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return True
+    return any(m in str(error).lower() for m in _FULL_MESSAGES)
 
 
 def free_bytes(path: Path) -> int | None:

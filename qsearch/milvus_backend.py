@@ -34,7 +34,7 @@ import numpy as np
 
 from qsearch import hubness
 from qsearch.backend import first_seen
-from qsearch.errors import QsearchError
+from qsearch.errors import DiskFull, QsearchError, names_full_disk
 
 CONSISTENCY = "Strong"
 CONNECT_TIMEOUT_S = 10
@@ -115,6 +115,7 @@ class MilvusIndex:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             for noisy in ("grpc._server", "milvus_lite"):  # tracebacks for unimplemented calls and a held file: one line below instead
                 logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)  # its traceback of each failed call: ``_call`` says it in one line
         try:
             client = pymilvus.MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT_S)
             if is_lite(uri):
@@ -135,8 +136,9 @@ class MilvusIndex:
             return fn(*args, **kwargs)
         except QsearchError:
             raise
-        except Exception as e:
-            raise QsearchError(f"Milvus {what} on collection {self.collection!r} at {self.uri} failed: {_first_line(e)}") from None
+        except Exception as e:  # a full disk under Milvus is the server's trouble, not the request's: DiskFull (HTTP 507)
+            error = DiskFull if names_full_disk(e) else QsearchError
+            raise error(f"Milvus {what} on collection {self.collection!r} at {self.uri} failed: {_first_line(e)}") from None
 
     @classmethod
     def create(

@@ -138,3 +138,17 @@ def test_a_dedup_file_that_does_not_fit_is_not_left_cut_off(disk, corpus_questio
     refused = one_line_error(run_cli("dedup", str(questions), "--out", str(disk / "clusters.csv"), check=False))
     assert "No space left" in refused
     assert not (disk / "clusters.csv").exists()
+
+
+def test_a_milvus_lite_add_on_a_full_disk_is_one_line_and_keeps_what_was_there(disk, corpus_questions):
+    pytest.importorskip("milvus_lite")
+    index = disk / "mv"
+    SearchEngine.build(corpus_questions[:150], path=index, backend="milvus").close()
+    filler = fill(disk)
+
+    refused = one_line_error(run_cli("add", "Is this added while the disk is full?", "--index", str(index), check=False))
+    assert "No space left" in refused and "Traceback" not in refused
+
+    filler.unlink()
+    run_cli("add", "Is this added while the disk is full?", "--index", str(index))
+    assert len(stored(index)) == 151
