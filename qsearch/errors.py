@@ -26,12 +26,21 @@ def disk_full(error: BaseException, path: Path | str, outcome: str) -> DiskFull 
     a full disk by its errno or message; an I/O error on a disk with under 1 MiB free counts too.
     """
     path = Path(path)
-    free = free_bytes(path)
-    if not names_full_disk(error) and (free is None or free >= _NEARLY_FULL):
+    if not is_full_disk(error, path):
         return None
     where = path if path.is_dir() else path.parent
+    free = _free_bytes(path)
     left = "" if free is None else f" ({_size(free)} free now)"
     return DiskFull(f"the disk holding {where} ran out of space{left}: {outcome}; free some space and run again")
+
+
+def is_full_disk(error: BaseException, path: Path | str) -> bool:
+    """Whether ``error`` comes from a full disk under ``path``: it says so itself, or it is any
+    error on a disk with under 1 MiB free (SQLite's "disk I/O error" when it cannot make its WAL files)."""
+    if names_full_disk(error):
+        return True
+    free = _free_bytes(Path(path))
+    return free is not None and free < _NEARLY_FULL
 
 
 def names_full_disk(error: BaseException) -> bool:
@@ -41,7 +50,7 @@ def names_full_disk(error: BaseException) -> bool:
     return any(m in str(error).lower() for m in _FULL_MESSAGES)
 
 
-def free_bytes(path: Path) -> int | None:
+def _free_bytes(path: Path) -> int | None:
     """Free bytes on the file system holding ``path`` (its nearest existing folder), or None."""
     for folder in (path, *path.parents):
         if folder.exists():

@@ -27,7 +27,7 @@ from qsearch import hubness
 from qsearch import index as vindex
 from qsearch.backend import first_seen
 from qsearch.encoder import Encoder
-from qsearch.errors import DiskFull, QsearchError, disk_full
+from qsearch.errors import DiskFull, QsearchError, is_full_disk
 from qsearch.locks import ReadWriteLock
 from qsearch.store import Store
 
@@ -101,7 +101,7 @@ class FaissIndex:
                 store, stored, (removed, mark) = cls._open_store(gen, True, True)
             except QsearchError:
                 raise full from None
-            log.warning("%s; opened read-only: searches work, adds and removals wait for space", str(full).split(":")[0])
+            log.warning("the disk holding %s is full; opened read-only: searches work, adds and removals wait for space", gen)
         index = cls._load_vectors(gen, manifest, encoder, store, stored, read_only, set(removed))
         backend = cls(gen, manifest, encoder, store, index, read_only, why)
         backend._forget(removed)
@@ -292,7 +292,7 @@ class FaissIndex:
                 with self._lock.reading():
                     vindex.save(self.index, self.gen / "vectors.faiss")
             except (OSError, RuntimeError) as e:
-                if disk_full(e, self.gen, "") is None:
+                if not is_full_disk(e, self.gen):
                     raise
                 log.warning("the disk holding %s is full: the vector checkpoint is not written yet; every question is safe in questions.db", self.gen)
                 return

@@ -644,13 +644,17 @@ def refit_output_map(
     return Encoder(manifest, encoder.vocab, weights, encoder.lexicon)
 
 
-def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
-    """Save, reload the saved model, pick its threshold on validation, store val/test metrics.
-    On a full disk the training checkpoint, still in ``out``, lets ``--resume`` finish the job."""
+def _save(encoder: Encoder, out: Path) -> None:
+    """Write the model folder; on a full disk the training checkpoint, still in ``out``, lets ``--resume`` finish the job."""
     try:
-        trained.save(out)
+        encoder.save(out)
     except Exception as e:
         raise disk_full(e, out, f"the training checkpoint is kept for `qsearch train --resume {out}`") or e
+
+
+def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Encoder:
+    """Save, reload the saved model, pick its threshold on validation, store val/test metrics."""
+    _save(trained, out)
     encoder = Encoder.load(out)
     parts = split_pairs(load_pairs(config.data).frame)
     scored = {
@@ -663,10 +667,7 @@ def calibrate_and_save(trained: Encoder, config: TrainConfig, out: Path, log: Ca
     encoder.manifest["threshold_f1"] = thresholds["f1"]
     encoder.manifest["threshold_cluster"] = thresholds["cluster"]
     encoder.manifest["metrics"] = {name: classification_metrics(s, y, thresholds["accuracy"]) for name, (s, y) in scored.items()}
-    try:
-        encoder.save(out)
-    except Exception as e:
-        raise disk_full(e, out, f"the training checkpoint is kept for `qsearch train --resume {out}`") or e
+    _save(encoder, out)
     for name, m in encoder.manifest["metrics"].items():
         log(f"{name}: accuracy {m['accuracy']:.4f}  F1 {m['f1']:.4f}  ROC-AUC {format_auc(m['roc_auc'])}  (threshold {m['threshold']:.4f})")
     return Encoder.load(out)
