@@ -13,6 +13,14 @@ other. ``uri`` is a Milvus Lite file (embedded, one process at a time) or ``http
 (a Milvus standalone or cluster, any number of qsearch processes and machines); the token for
 a server comes from ``MILVUS_TOKEN`` and is never written down.
 
+The name a user gives (``--collection``) is a Milvus alias. A build fills a collection of its
+own, ``<collection>_q<8 hex digits>``, marks it complete, and only then points the alias at it
+and drops the one it replaces: a build that fails or is killed leaves the questions where they
+were (Milvus's own way to re-index without downtime), and replicas that address the alias see
+the new collection at once. An index built before the alias has a collection under the name
+itself; its first rebuild drops that one just before the alias is made, and should the process
+die between the two, the next open adopts the complete build that no name points at.
+
 A removed question is deleted from the collection and recorded, under the id it had, in a
 second collection, ``<collection>_removed`` (made at the first removal; Milvus needs a vector
 field in every collection, so it holds a constant 2-dimensional one). A rebuild reads it to
@@ -26,6 +34,9 @@ import hashlib
 import json
 import logging
 import os
+import re
+import secrets
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -44,7 +55,9 @@ INDEX_TYPES = {"flat": ("FLAT", {}), "hnsw": ("HNSW", {"M": 32, "efConstruction"
 HNSW_EF = 128
 _EXTRA = "pip install 'qsearch[milvus]'"
 REMOVED_SUFFIX = "_removed"
+COMPLETE = "qsearch.complete"  # a build's collection property once every question is in and flushed
 ID_BITS = 53  # JavaScript's exact integers
+log = logging.getLogger(__name__)
 
 
 def _milvus():
@@ -98,6 +111,10 @@ class MilvusIndex:
 
     def __init__(self, client, uri: str, collection: str, read_only: bool = False):
         self.client, self.uri, self.collection, self.read_only = client, uri, collection, read_only
+        self.name = collection  # the alias users give; ``collection`` is what calls address (a build's own until it is published)
+        self._replaces: str | None = None
+        self._keep_removed = True
+        self._sole_copy = False  # a build whose old collection is already gone must never be dropped
         self.why_read_only = "no write permission" if read_only else ""
         self._write = threading.Lock()
         self._ef = HNSW_EF
@@ -115,6 +132,8 @@ class MilvusIndex:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             for noisy in ("grpc._server", "milvus_lite"):  # tracebacks for unimplemented calls and a held file: one line below instead
                 logging.getLogger(noisy).setLevel(logging.CRITICAL)
+            # Milvus Lite keeps no server timestamps, so every read of all texts warned that it used the client's clock
+            logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
         logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)  # its traceback of each failed call: ``_call`` says it in one line
         try:
             client = pymilvus.MilvusClient(uri=uri, token=token, timeout=CONNECT_TIMEOUT_S)
@@ -136,50 +155,99 @@ class MilvusIndex:
             return fn(*args, **kwargs)
         except QsearchError:
             raise
-        except Exception as e:  # a full disk under Milvus is the server's trouble, not the request's: DiskFull (HTTP 507)
-            error = DiskFull if names_full_disk(e) else QsearchError
-            raise error(f"Milvus {what} on collection {self.collection!r} at {self.uri} failed: {_first_line(e)}") from None
+        except Exception as e:
+            raise self._failure(what, args[0] if args and isinstance(args[0], str) else self.collection, e) from None
+
+    def _failure(self, what: str, collection: str, e: Exception) -> QsearchError:
+        """One line naming the call and collection; a full disk under Milvus is the server's
+        trouble, not the request's: DiskFull (HTTP 507)."""
+        error = DiskFull if names_full_disk(e) else QsearchError
+        return error(f"Milvus {what} on collection {collection!r} at {self.uri} failed: {_first_line(e)}")
+
+    def _create_collection(self, name: str, schema, params, **kwargs) -> None:
+        """``create_collection``, past a folder that Milvus Lite left half-made.
+
+        Milvus Lite makes a collection's folder before it writes the schema in it, and a write
+        that fails there (a full disk) leaves a folder that it neither lists nor will make again
+        ("File exists"). Such a folder, without a schema, holds no rows: it is removed and the
+        collection made once more.
+        """
+        try:
+            self.client.create_collection(name, schema=schema, index_params=params, **kwargs)
+            return
+        except Exception as e:
+            leftover = self._half_made(name)
+            if leftover is None or "File exists" not in str(e):
+                raise self._failure("create_collection", name, e) from None
+        shutil.rmtree(leftover)
+        self._call("create_collection", self.client.create_collection, name, schema=schema, index_params=params, **kwargs)
+
+    def _half_made(self, name: str) -> Path | None:
+        """Milvus Lite's folder for collection ``name`` when it holds no schema (see
+        ``_create_collection``); None on a server, or when there is none."""
+        folder = Path(self.uri) / "collections" / name
+        return folder if is_lite(self.uri) and folder.is_dir() and not (folder / "schema.json").exists() else None
+
+    def _target(self) -> str | None:
+        """The collection the user's name stands for: the alias's, the name itself for an index
+        built before aliases, or None when neither exists."""
+        try:
+            return self.client.describe_alias(self.name)["collection_name"]
+        except Exception:  # not an alias (pymilvus's error types vary by server); asked again below
+            pass
+        return self.name if self._call("has_collection", self.client.has_collection, self.name) else None
+
+    def _builds(self, half_made: bool = False) -> list[str]:
+        """The collections that builds under this name made (published or not); with
+        ``half_made``, Milvus Lite's folders of those it failed to make too."""
+        pattern = re.compile(re.escape(self.name) + r"_q[0-9a-f]{8}")
+        names = set(self._call("list_collections", self.client.list_collections))
+        if half_made and is_lite(self.uri) and (Path(self.uri) / "collections").is_dir():
+            names |= {p.name for p in (Path(self.uri) / "collections").iterdir() if self._half_made(p.name)}
+        return sorted(c for c in names if pattern.fullmatch(c))
+
+    def _drop(self, collection: str) -> None:
+        """Drop a collection, or remove what Milvus Lite left of one it failed to make."""
+        leftover = self._half_made(collection)
+        if leftover is not None:
+            shutil.rmtree(leftover)
+        else:
+            self._call("drop_collection", self.client.drop_collection, collection)
+
+    def _complete(self, collection: str) -> bool:
+        described = self._call("describe_collection", self.client.describe_collection, collection)
+        return described.get("properties", {}).get(COMPLETE) == "1"
 
     @classmethod
     def create(
         cls, uri: str, collection: str, model: dict, index_type: str, texts: list[str], encoder, progress=None, token=None,
         removed: list[str] = (), keep_removed: bool = True,
     ) -> "MilvusIndex":
-        """A new collection holding ``texts`` and their vectors.
+        """A new collection of its own holding ``texts`` and their vectors, complete but not
+        yet under the name ``collection``: ``publish`` puts it there.
 
-        An existing collection built by the same model is replaced (a rebuild, like FAISS's);
-        one built by another model or with another dimension is refused. The record of removed
-        texts is kept for the next rebuild unless ``keep_removed`` is False; ``removed`` (those
-        of the index this one replaces) join it.
+        One already under that name and built by the same model is replaced at ``publish`` (a
+        rebuild, like FAISS's); one built by another model or with another dimension is
+        refused. The record of removed texts is kept for the next rebuild unless
+        ``keep_removed`` is False; ``removed`` (those of the index this one replaces) join it.
+        A failure on the way drops the new collection and leaves the old one as it was.
         """
         pymilvus = _milvus()
         if index_type not in INDEX_TYPES:
             raise QsearchError(f"the Milvus backend supports --index-type {' or '.join(INDEX_TYPES)}, not {index_type!r}")
         client = cls.connect(uri, token)
         backend = cls(client, uri, collection)
-        if backend._call("has_collection", client.has_collection, collection):
-            theirs = backend.recorded_model()
+        backend._replaces, backend._keep_removed = backend._target(), keep_removed
+        if backend._replaces is not None:
+            theirs = backend.recorded_model(backend._replaces)
             if theirs != model:
                 raise QsearchError(
                     f"the Milvus collection {collection!r} at {uri} holds another model's vectors "
                     f"({theirs.get('model', 'unknown')}, dim {theirs.get('dim', '?')}); pick another --collection, "
-                    f"or drop it first (pymilvus: MilvusClient({uri!r}).drop_collection({collection!r}))"
+                    f"or drop it first (pymilvus: {backend._drop_hint()})"
                 )
-            backend._call("drop_collection", client.drop_collection, collection)
-        if not keep_removed and backend._call("has_collection", client.has_collection, backend.removed_collection):
-            backend._call("drop_collection", client.drop_collection, backend.removed_collection)
-        schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="qsearch questions")
-        schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
-        schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=int(model["dim"]))
-        schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
-        schema.add_field("hub", pymilvus.DataType.FLOAT)
-        params = client.prepare_index_params()
-        kind, build = INDEX_TYPES[index_type]
-        params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=build)
-        backend._call(
-            "create_collection", client.create_collection, collection, schema=schema, index_params=params,
-            consistency_level=CONSISTENCY, properties={"qsearch.model": json.dumps(model, sort_keys=True)},
-        )
+        for unfinished in set(backend._builds(half_made=True)) - {backend._replaces}:  # left by a build that failed or was killed
+            backend._drop(unfinished)
         vectors = np.zeros((len(texts), int(model["dim"])), dtype=np.float32)
         for start in range(0, len(texts), BATCH):
             vectors[start : start + BATCH] = encoder.encode(texts[start : start + BATCH])
@@ -193,19 +261,81 @@ class MilvusIndex:
             taken.add(i)
             ids.append(i)
         hubs = hubness.measure_vectors(vectors, index_type)  # in memory: a search per question through Milvus would take far longer
-        for start in range(0, len(texts), BATCH):
-            end = start + BATCH
-            backend._upsert(ids[start:end], texts[start:end], vectors[start:end], hubs[start:end])
-        backend._call("flush", client.flush, collection)  # sealed segments search faster than growing ones
-        backend._record_removed(removed)
+        schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="qsearch questions")
+        schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
+        schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=int(model["dim"]))
+        schema.add_field("text", pymilvus.DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+        schema.add_field("hub", pymilvus.DataType.FLOAT)
+        params = client.prepare_index_params()
+        kind, build = INDEX_TYPES[index_type]
+        params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=build)
+        backend.collection = f"{collection}_q{secrets.token_hex(4)}"
+        try:
+            backend._create_collection(
+                backend.collection, schema, params, consistency_level=CONSISTENCY, properties={"qsearch.model": json.dumps(model, sort_keys=True)},
+            )
+            for start in range(0, len(texts), BATCH):
+                end = start + BATCH
+                backend._upsert(ids[start:end], texts[start:end], vectors[start:end], hubs[start:end])
+            backend._call("flush", client.flush, backend.collection)  # sealed segments search faster than growing ones
+            backend._call("load_collection", client.load_collection, backend.collection)  # serving before the name moves to it
+            backend._call("alter_collection_properties", client.alter_collection_properties, backend.collection, {COMPLETE: "1"})
+            backend._record_removed(removed)
+        except BaseException:
+            backend.discard()
+            raise
         return backend
+
+    def _drop_hint(self) -> str:
+        """The pymilvus calls that drop what the name stands for, for a user to run."""
+        client = f"c = MilvusClient({self.uri!r}); "
+        if self._replaces == self.name:
+            return client + f"c.drop_collection({self.name!r})"
+        return client + f"c.drop_alias({self.name!r}); c.drop_collection({self._replaces!r})"
+
+    def publish(self) -> None:
+        """Put a ``create``d collection under its name: point the alias at it, then drop the
+        collection it replaces (and, with ``keep_removed`` False, the record of removed texts).
+        Until this, searches and adds under the name go to the old collection. Once the alias
+        has moved, nothing raises: an old collection that will not drop is left for the next
+        build to drop."""
+        if self.collection == self.name:
+            return
+        if self._replaces == self.name:  # built before aliases: the name is a collection, so it goes first
+            self._call("drop_collection", self.client.drop_collection, self.name)
+            self._replaces, self._sole_copy = None, True
+        if self._replaces is None:
+            self._call("create_alias", self.client.create_alias, self.collection, self.name)
+        else:
+            self._call("alter_alias", self.client.alter_alias, self.collection, self.name)
+        gone = [self._replaces] if self._replaces is not None else []
+        if not self._keep_removed and self._call("has_collection", self.client.has_collection, self.removed_collection):
+            gone.append(self.removed_collection)
+            self._removals_seen = False
+        self.collection, self._replaces = self.name, None
+        for collection in gone:
+            try:
+                self._call("drop_collection", self.client.drop_collection, collection)
+            except QsearchError as e:
+                log.warning("%s; the next build drops it", e)
+
+    def discard(self) -> None:
+        """Drop a ``create``d collection that will not be published, and disconnect (best
+        effort: the error that led here is the one to report). A build that outlived the
+        collection it replaced is kept: the next open gives it the name."""
+        if self.collection != self.name and not self._sole_copy:
+            try:
+                self._drop(self.collection)
+            except Exception:
+                log.warning("could not drop the unfinished Milvus collection %r; the next build drops it", self.collection)
+        self._disconnect()
 
     @classmethod
     def open(cls, uri: str, collection: str, model: dict, token=None) -> "MilvusIndex":
         """Open the collection an index folder names; refuse it when another model built it."""
         client = cls.connect(uri, token)
         backend = cls(client, uri, collection)
-        if not backend._call("has_collection", client.has_collection, collection):
+        if backend._target() is None and not backend._adopt():
             raise QsearchError(f"the Milvus collection {collection!r} is gone from {uri}; run `qsearch build-index --backend milvus` again")
         theirs = backend.recorded_model()
         if theirs != model:
@@ -216,9 +346,19 @@ class MilvusIndex:
         backend._call("load_collection", client.load_collection, collection)
         return backend
 
-    def recorded_model(self) -> dict:
+    def _adopt(self) -> bool:
+        """Name the one complete build that no name points at: a first rebuild of an index made
+        before aliases that died between dropping the old collection and making the alias."""
+        complete = [c for c in self._builds() if self._complete(c)]
+        if len(complete) != 1:
+            return False
+        log.warning("the Milvus name %r was missing; it now names %r, the last complete build", self.name, complete[0])
+        self._call("create_alias", self.client.create_alias, complete[0], self.name)
+        return True
+
+    def recorded_model(self, collection: str | None = None) -> dict:
         """The model recorded in the collection's properties ({} when none: not qsearch's)."""
-        described = self._call("describe_collection", self.client.describe_collection, self.collection)
+        described = self._call("describe_collection", self.client.describe_collection, collection or self.collection)
         try:
             return json.loads(described.get("properties", {}).get("qsearch.model", "{}"))
         except ValueError:
@@ -318,7 +458,7 @@ class MilvusIndex:
 
     @property
     def removed_collection(self) -> str:
-        return self.collection + REMOVED_SUFFIX
+        return self.name + REMOVED_SUFFIX
 
     def _record_removed(self, texts: list[str]) -> None:
         """Record removed texts (from an index this one replaced) that the record lacks, under their own ids."""
@@ -364,10 +504,7 @@ class MilvusIndex:
         schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=2)
         params = self.client.prepare_index_params()
         params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
-        self._call(
-            "create_collection", self.client.create_collection, self.removed_collection, schema=schema, index_params=params,
-            consistency_level=CONSISTENCY,
-        )
+        self._create_collection(self.removed_collection, schema, params, consistency_level=CONSISTENCY)
         self._removals_seen = self._has_removals()
 
     def removed_texts(self) -> list[str]:
@@ -389,6 +526,10 @@ class MilvusIndex:
         """Flush and disconnect; the last user of a Milvus Lite file in this process lets go of it."""
         if self.client is not None:
             self.flush()
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self.client is not None:
             self.client.close()
             self.client = None
             if is_lite(self.uri):

@@ -310,8 +310,15 @@ class SearchEngine:
                         removed=list(previous.removed), keep_removed=keep_old,
                     )
                 manifest["build_seconds"] = round(time.perf_counter() - started, 2)
-                encoder.save(gen / "model")
-                write_json(gen / "index.json", manifest)
+                try:
+                    encoder.save(gen / "model")
+                    write_json(gen / "index.json", manifest)
+                    if backend == "milvus":
+                        store.publish()  # the new collection takes the name only once the folder's generation is whole
+                except BaseException:
+                    if backend == "milvus":
+                        store.discard()
+                    raise
             generations.switch(root, gen)
         return cls(root, gen, manifest, Encoder.load(gen / "model"), store)
 

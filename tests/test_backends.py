@@ -342,3 +342,65 @@ def test_a_milvus_id_moved_on_by_a_collision_is_still_found_after_the_first_is_r
         assert engine.search_and_add(new, k=1)[2] == [False] * 3 and len(engine) == 3
     finally:
         engine.close()
+
+
+KILLED_BUILDER = """
+import sys
+from pathlib import Path
+from qsearch import SearchEngine
+questions = Path(sys.argv[2]).read_text().split("\\n")
+SearchEngine.build(questions, path=sys.argv[1], backend="milvus", progress=lambda done, total: print(done, flush=True)).close()
+"""
+ADDED = "How deep is the Mariana Trench in metres?"
+
+
+def milvus_with_one_added(path: Path, questions: list[str]) -> SearchEngine:
+    engine = build("milvus", questions, path)
+    engine.add([ADDED])
+    return engine
+
+
+def test_a_milvus_rebuild_killed_part_way_loses_no_question_and_leaves_no_collection_behind(tmp_path, corpus_questions):
+    milvus_with_one_added(tmp_path / "idx", corpus_questions[:150]).close()
+    source = tmp_path / "questions.txt"
+    source.write_text("\n".join(corpus_questions[:300]))
+    builder = subprocess.Popen([sys.executable, "-c", KILLED_BUILDER, str(tmp_path / "idx"), str(source)], stdout=subprocess.PIPE, text=True)
+    assert builder.stdout.readline()  # encoding done: a rebuild used to have dropped the old collection by now
+    builder.send_signal(signal.SIGKILL)
+    builder.wait(timeout=30)
+    engine = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert set(corpus_questions[:150]) | {ADDED} <= set(engine.backend.all_texts())
+    finally:
+        engine.close()
+    rebuilt = build("milvus", corpus_questions[:300], tmp_path / "idx")
+    try:
+        assert set(rebuilt.backend.all_texts()) == set(corpus_questions[:300]) | {ADDED}
+        assert len([c for c in rebuilt.backend.client.list_collections() if c.startswith("qsearch_q")]) == 1
+    finally:
+        rebuilt.close()
+
+
+def test_a_milvus_index_from_before_aliases_is_rebuilt_under_an_alias_keeping_its_questions(tmp_path, corpus_questions):
+    engine = milvus_with_one_added(tmp_path / "idx", corpus_questions[:150])
+    client = engine.backend.client
+    client.drop_alias("qsearch")  # the layout qsearch wrote before: a collection under the name itself
+    client.rename_collection(engine.backend.client.list_collections()[0], "qsearch")
+    engine.close()
+    rebuilt = build("milvus", corpus_questions[:150], tmp_path / "idx")
+    try:
+        assert len(rebuilt) == len(set(corpus_questions[:150])) + 1 and rebuilt.ids_of([ADDED])
+        assert rebuilt.backend.client.describe_alias("qsearch")["collection_name"].startswith("qsearch_q")
+    finally:
+        rebuilt.close()
+
+
+def test_a_milvus_name_lost_before_its_alias_was_made_is_given_to_the_complete_build(tmp_path, corpus_questions):
+    engine = milvus_with_one_added(tmp_path / "idx", corpus_questions[:150])
+    engine.backend.client.drop_alias("qsearch")  # as a first rebuild of an older index killed between its two steps leaves it
+    engine.close()
+    reopened = SearchEngine.open(tmp_path / "idx")
+    try:
+        assert len(reopened) == len(set(corpus_questions[:150])) + 1 and reopened.ids_of([ADDED])
+    finally:
+        reopened.close()

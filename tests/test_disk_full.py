@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from conftest import run_cli
 from qsearch import SearchEngine
+from qsearch.errors import DiskFull
 from qsearch.server import create_app
 
 
@@ -152,3 +153,37 @@ def test_a_milvus_lite_add_on_a_full_disk_is_one_line_and_keeps_what_was_there(d
     filler.unlink()
     run_cli("add", "Is this added while the disk is full?", "--index", str(index))
     assert len(stored(index)) == 151
+
+
+def test_a_milvus_lite_rebuild_that_does_not_fit_keeps_every_question(disk, corpus_questions):
+    pytest.importorskip("milvus_lite")
+    index = disk / "mv"
+    engine = SearchEngine.build(corpus_questions[:150], path=index, backend="milvus")
+    engine.add(["Is this kept through a rebuild on a full disk?"])
+    engine.close()
+    filler = fill(disk)
+
+    with pytest.raises(DiskFull, match="is unchanged; free some space"):
+        SearchEngine.build(corpus_questions[:150], path=index, backend="milvus")
+    assert len(stored(index)) == 151
+
+    filler.unlink()
+    rebuilt = SearchEngine.build(corpus_questions[:150], path=index, backend="milvus")
+    try:
+        assert len(rebuilt) == 151
+    finally:
+        rebuilt.close()
+
+
+def test_a_first_milvus_lite_removal_on_a_full_disk_works_once_space_is_freed(disk, corpus_questions):
+    pytest.importorskip("milvus_lite")
+    index = disk / "mv"
+    SearchEngine.build(corpus_questions[:150], path=index, backend="milvus").close()
+    filler = fill(disk)
+
+    refused = one_line_error(run_cli("remove", corpus_questions[0], "--index", str(index), check=False))
+    assert "No space left" in refused
+
+    filler.unlink()
+    run_cli("remove", corpus_questions[0], "--index", str(index))
+    assert corpus_questions[0] not in stored(index) and len(stored(index)) == 149
