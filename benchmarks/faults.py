@@ -1,11 +1,12 @@
 """Faults on purpose, bounded and on loopback only; prints what was tried and what was lost.
 
-    python benchmarks/faults.py              # about two minutes on 2 cores
+    python benchmarks/faults.py              # about five minutes on 2 cores
     python benchmarks/faults.py --kills 20
 
 Scenarios: writer processes adding while a server answers searches; kill -9 in the middle of
 adds; kill -9 in the middle of removals; kill -9 in the middle of a rebuild; a deleted or
-truncated vector file. "Lost" counts questions whose add was acknowledged (the call returned)
+truncated vector file; then on Milvus Lite, kill -9 in the middle of adds and of rebuilds.
+Rebuilds are killed at a random moment within the time one whole rebuild took. "Lost" counts questions whose add was acknowledged (the call returned)
 but which a fresh open, or the running server, cannot find; for removals, acknowledged removals
 that a fresh open still finds, and questions never removed that it cannot. It must be 0.
 """
@@ -143,15 +144,31 @@ def kill_removals(index: Path, kills: int, rng: random.Random) -> dict:
             "acknowledged": len(acknowledged), "lost": len(back) + len(missing)}
 
 
-def kill_builds(index: Path, kills: int, questions: Path, rng: random.Random, acknowledged: list[str]) -> dict:
+def kill_builds(index: Path, kills: int, questions: Path, rng: random.Random, acknowledged: list[str], backend: str = "faiss") -> dict:
+    """Rebuilds killed at a random moment up to ``longest`` s in: the old index must stay whole."""
+    command = [sys.executable, "-m", "qsearch.cli", "build-index", "--questions", str(questions), "--index", str(index), "--backend", backend]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)  # one whole rebuild first: the kills spread over its length
+    whole = time.perf_counter() - started
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, "-m", "qsearch.cli", "build-index", "--questions", str(questions), "--index", str(index)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 2.5))
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.1, 0.95) * whole)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    return {"scenario": "kill -9 during a rebuild (old index must stay whole)", "tries": kills,
-            "acknowledged": len(acknowledged), "lost": lost(index, acknowledged)}
+    name = "a rebuild" if backend == "faiss" else "a Milvus Lite rebuild"
+    return {"scenario": f"kill -9 during {name} (old index must stay whole)", "tries": kills,
+            "acknowledged": len(acknowledged), "lost": lost(index, acknowledged), "rebuild_s": round(whole, 1)}
+
+
+def milvus_rows(index: Path, corpus: list[str], questions: Path, kills: int, rng: random.Random) -> list[dict]:
+    """Adds and rebuilds killed on a Milvus Lite index (one process at a time: no server beside them)."""
+    SearchEngine.build(corpus, path=index, backend="milvus").close()
+    adds = kill_adds(index, kills, rng)
+    adds["scenario"] = "kill -9 during Milvus Lite adds"
+    engine = SearchEngine.open(index)
+    everything = [t for t in engine.backend.all_texts() if "faults?" in t]
+    engine.close()
+    return [adds, kill_builds(index, kills, questions, rng, everything, backend="milvus")]
 
 
 def damaged_vectors(index: Path, acknowledged: list[str]) -> list[dict]:
@@ -173,6 +190,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--writers", type=int, default=3)
     parser.add_argument("--each", type=int, default=40)
+    parser.add_argument("--no-milvus", action="store_true", help="skip the Milvus Lite rows (they need pip install 'qsearch[milvus]')")
     args = parser.parse_args()
     rng = random.Random(0)
     corpus = load_questions(DEFAULT_CORPUS)[:2000]
@@ -190,6 +208,8 @@ def main() -> None:
         big.write_text("\n".join(f"{q} variant {i}" for i in range(30) for q in corpus))
         rows.append(kill_builds(index, max(3, args.kills // 2), big, rng, everything))
         rows += damaged_vectors(index, everything)
+        if not args.no_milvus:
+            rows += milvus_rows(Path(tmp) / "milvus", corpus, big, max(3, args.kills // 2), rng)
     print("| scenario | tries | acknowledged writes | lost |")
     print("|---|---:|---:|---:|")
     for r in rows:
