@@ -10,6 +10,7 @@ what is below, so both backends behave alike (tests/test_backends.py holds them 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -65,6 +66,10 @@ class QuestionIndex(Protocol):
 
     def all_texts(self) -> list[str]:
         """Every stored text (what a rebuild keeps)."""
+
+    def copy_to(self, root: Path, gen: Path, manifest: dict) -> dict:
+        """Write what the index holds into generation folder ``gen`` of a backup at ``root``,
+        consistently while others write; return the manifest the copy carries."""
 
     def refresh(self) -> None:
         """Catch up with what other processes committed since (cheap when nothing changed)."""

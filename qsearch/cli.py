@@ -668,6 +668,36 @@ def repair(index: Path = IndexOpt) -> None:
 
 
 @app.command()
+def backup(
+    dest: Path = typer.Argument(..., metavar="DEST", help="A new (or empty) folder for the copy."),
+    index: Path = IndexOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Copy an index consistently while it serves: every question acknowledged before it began.
+
+    Adds, removals and searches go on meanwhile. The copy is an index folder: search it with
+    --index DEST; to restore, stop the writers and put it in the index's place. A Milvus Lite
+    file is copied with it; a Milvus server's collection is backed up with Milvus's own tool.
+
+    Example: qsearch backup backups/forum-2026-12-07 --index indexes/forum
+    """
+    from qsearch.search import SearchEngine
+
+    engine = SearchEngine.open(index)
+    try:
+        facts = engine.backup(dest)
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    typer.echo(
+        f"backed up {_count(facts['questions'], 'question')} from {index} into {facts['index']} "
+        f"({facts['bytes'] / 2**20:.1f} MiB in {facts['seconds']} s); search it with --index {facts['index']}"
+    )
+
+
+@app.command()
 def dedup(
     file: Path = typer.Argument(..., help="CSV/TSV with a question column, or plain text one question a line (gzip ok)."),
     column: Optional[str] = typer.Option(None, help="Column holding the questions (default: question)."),

@@ -298,6 +298,16 @@ class FaissIndex:
                 return
             self._pending = 0
 
+    def copy_to(self, root: Path, gen: Path, manifest: dict) -> dict:
+        """Write this generation's vectors and store into ``gen`` (of a backup folder at
+        ``root``) and return the manifest the copy carries. The vectors are written first, so
+        the store, copied after, holds every row they hold: opening the copy indexes whatever
+        was added between the two (as after a kill), and its record of removals hides the rest."""
+        with self._lock.reading():
+            vindex.save(self.index, gen / "vectors.faiss")
+        self.store.copy_to(gen / "questions.db")
+        return manifest
+
     def close(self) -> None:
         if not self._closed:
             self.flush()

@@ -514,6 +514,19 @@ class MilvusIndex:
         stored = self._locate(texts)[0]
         return [t for t in texts if t not in stored]
 
+    def copy_to(self, root: Path, gen: Path, manifest: dict) -> dict:
+        """Copy a Milvus Lite file into the backup folder ``root`` (as ``milvus.db``, which the
+        returned manifest names). Milvus Lite opens in one process, this one, so nothing writes
+        to it meanwhile. A Milvus server's collections are backed up with Milvus's own tool."""
+        if not is_lite(self.uri):
+            raise QsearchError(
+                f"the questions of this index live in the Milvus server at {self.uri}: back up its collection "
+                f"{self.name!r} with Milvus's own backup tool (milvus-backup); `qsearch backup` copies FAISS indexes and Milvus Lite files"
+            )
+        self.flush()
+        shutil.copytree(self.uri, root / "milvus.db")
+        return {**manifest, "milvus_uri": "milvus.db"}
+
     def refresh(self) -> None:
         """Nothing to catch up: every read asks the collection with Strong consistency."""
 

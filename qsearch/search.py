@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import re
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -467,6 +469,53 @@ class SearchEngine:
                 "hubness_measured_for": self.hubness_measured_for, "hidden_removals": self.hidden_removals(),
                 "repair_advised": self.repair_advised(), "writable": not self.read_only,
             }
+
+    def backup(self, dest: Path | str) -> dict:
+        """A consistent copy of this index in ``dest``, a new folder, taken while it serves:
+        nothing waits for it, and it holds every question acknowledged before it began.
+
+        The copy is an index folder itself: ``--index DEST`` searches it, and moving it into
+        the index's place restores it. It is written beside ``dest`` and renamed into place
+        when whole, so a backup that fails or is killed leaves nothing under that name; it is
+        opened once before this returns, to check that it reads. Returns its folder, question
+        count, size in bytes and seconds taken.
+        """
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise QsearchError(f"{dest} exists and is not an empty folder; back up into a new one")
+        if dest.resolve().is_relative_to(self.root.resolve()):
+            raise QsearchError(f"{dest} is inside the index folder {self.root}; back up somewhere else")
+        started = time.perf_counter()
+        self.refresh()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            with self._parts.reading():
+                gen = partial / self.generation.name
+                gen.mkdir(parents=True)
+                manifest = self.backend.copy_to(partial, gen, dict(self.manifest))
+                shutil.copytree(self.generation / "model", gen / "model")
+                write_json(gen / "index.json", manifest)
+            (partial / "CURRENT").write_text(gen.name + "\n")
+            for folder in (gen, partial):
+                generations.fsync_dir(folder)
+            if dest.exists():
+                dest.rmdir()
+            os.rename(partial, dest)  # whole, or not there: the rename is the backup's one visible step
+            generations.fsync_dir(dest.parent)
+        except BaseException as e:
+            shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(e, (OSError, RuntimeError, sqlite3.DatabaseError)):  # FAISS writes raise RuntimeError
+                raise disk_full(e, dest.parent, "no backup was written") or QsearchError(f"cannot write the backup into {dest}: {e}") from None
+            raise
+        copy = type(self).open(dest)
+        try:
+            questions = len(copy)
+        finally:
+            copy.close()
+        size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+        return {"index": str(dest), "questions": questions, "bytes": size, "seconds": round(time.perf_counter() - started, 2)}
 
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""

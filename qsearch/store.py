@@ -141,6 +141,12 @@ class Store:
             ids = self._ids_of(self.conn, texts)
         return [ids[t] for t in texts], [ids[t] for t in hub]
 
+    def copy_to(self, path: Path) -> None:
+        """A consistent copy of the store at ``path`` (SQLite's online backup): every row
+        committed when it starts, whatever other processes write meanwhile."""
+        with closing(sqlite3.connect(path)) as target:
+            self.reader.backup(target)
+
     @staticmethod
     def add_hub_column(path: Path) -> None:
         """Give a store written before hubness (index format 1) its ``hub`` column, 0 until

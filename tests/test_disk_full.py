@@ -187,3 +187,16 @@ def test_a_first_milvus_lite_removal_on_a_full_disk_works_once_space_is_freed(di
     filler.unlink()
     run_cli("remove", corpus_questions[0], "--index", str(index))
     assert corpus_questions[0] not in stored(index) and len(stored(index)) == 149
+
+
+def test_a_backup_that_does_not_fit_leaves_nothing_on_that_disk(disk, tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:150], path=tmp_path / "idx").close()
+    filler = fill(disk, leave=1 << 20)  # room for some of the copy, not for the model beside it
+
+    refused = one_line_error(run_cli("backup", str(disk / "backup"), "--index", str(tmp_path / "idx"), check=False))
+    assert "ran out of space" in refused and "no backup was written" in refused
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+    filler.unlink()
+    run_cli("backup", str(disk / "backup"), "--index", str(tmp_path / "idx"))
+    assert len(stored(disk / "backup")) == len(set(corpus_questions[:150]))

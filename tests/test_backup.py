@@ -1,0 +1,92 @@
+"""`qsearch backup`: a consistent copy of an index taken while it serves, usable as an index
+folder wherever it is moved, and never a half-written one."""
+
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+from qsearch import SearchEngine
+
+WRITER = """
+import sys
+from qsearch import SearchEngine
+engine = SearchEngine.open(sys.argv[1])
+n = 0
+while True:
+    text = f"Question number {n} added during a backup?"
+    engine.add([text])
+    print(text, flush=True)
+    n += 1
+"""
+
+
+@pytest.fixture(params=["faiss", "milvus"])
+def backend(request) -> str:
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite", reason="the Milvus backend needs pip install 'qsearch[milvus]'")
+    return request.param
+
+
+def test_a_backup_moved_anywhere_holds_what_the_index_held(backend, tmp_path, corpus_questions):
+    engine = SearchEngine.build(corpus_questions[:150], path=tmp_path / "idx", backend=backend)
+    added = "Is this question kept by the backup?"
+    try:
+        engine.add([added])
+        engine.remove([corpus_questions[0]])
+        facts = engine.backup(tmp_path / "backup")
+        held = set(engine.backend.all_texts())
+    finally:
+        engine.close()
+    assert facts["questions"] == len(held) == len(set(corpus_questions[:150]))
+    shutil.move(tmp_path / "backup", tmp_path / "elsewhere")  # the copy names nothing outside itself
+    copy = SearchEngine.open(tmp_path / "elsewhere")
+    try:
+        assert set(copy.backend.all_texts()) == held and corpus_questions[0] not in held
+        assert copy.search([added], k=1)[0][0].text == added
+    finally:
+        copy.close()
+
+
+def test_a_backup_taken_while_another_process_adds_holds_every_add_acknowledged_before_it(tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:150], path=tmp_path / "idx").close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "idx")], stdout=subprocess.PIPE, text=True)
+    try:
+        acknowledged = [writer.stdout.readline().rstrip("\n") for _ in range(20)]
+        engine = SearchEngine.open(tmp_path / "idx")
+        try:
+            engine.backup(tmp_path / "backup")
+        finally:
+            engine.close()
+        more = writer.stdout.readline()
+        assert more  # the writer was still adding after the backup
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    copy = SearchEngine.open(tmp_path / "backup")
+    try:
+        assert set(copy.ids_of(acknowledged)) == set(acknowledged)
+        assert len(copy) == len(set(copy.backend.all_texts()))
+    finally:
+        copy.close()
+
+
+def test_a_backup_into_a_folder_that_holds_files_is_refused_in_one_line(tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:50], path=tmp_path / "idx").close()
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    result = run_cli("backup", str(tmp_path / "taken"), "--index", str(tmp_path / "idx"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {tmp_path / 'taken'} exists and is not an empty folder; back up into a new one"
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["notes.txt"]
+
+
+def test_the_command_line_says_where_the_copy_is_and_how_to_use_it(tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:50], path=tmp_path / "idx").close()
+    out = run_cli("backup", str(tmp_path / "b"), "--index", str(tmp_path / "idx")).stdout
+    assert out.startswith(f"backed up {len(set(corpus_questions[:50]))} questions from {tmp_path / 'idx'} into {tmp_path / 'b'} (")
+    assert out.rstrip().endswith(f"search it with --index {tmp_path / 'b'}")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial copy left beside it
