@@ -115,6 +115,7 @@ def test_uploading_a_file_shows_its_clusters_and_offers_a_csv(server, browser, t
     upload = tmp_path / "forum.txt"
     upload.write_text("How do I learn Python?\nWhat is the capital of Peru?\nHow can I learn Python?\nHow do I bake bread?\n")
     open_page(browser, server)
+    assert not browser.find_element(By.ID, "download").is_displayed()  # nothing to download before a file is read
     browser.find_element(By.ID, "upload").send_keys(str(upload))
     browser.find_element(By.ID, "dedup-button").click()
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#clusters > li"))
