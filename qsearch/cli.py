@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -752,6 +753,18 @@ def dedup(
             matched = result.rows[result.rows["index_id"].notna()].head(5)
             for text, i, other, score in zip(matched[col], matched["index_id"], matched["index_text"], matched["index_score"]):
                 typer.echo(f"  {_shown(text)}  ->  #{i} {_shown(other)}  ({score:.3f})")
+
+
+def _reflowed(doc: str) -> str:
+    """A command's docstring as its --help: each prose paragraph on one line, for rich to wrap
+    to the terminal (typer keeps a docstring's line breaks, so paragraphs came out ragged);
+    an example paragraph keeps one command a line."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("Example") else " ".join(p.split("\n")) for p in paragraphs)
+
+
+for _command in app.registered_commands:
+    _command.help = _reflowed(_command.callback.__doc__ or "")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,11 @@ def test_every_command_has_an_example_in_its_help():
     for args in [[command, "--help"] for command in commands] + [["--help"]]:
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0 and "Example" in result.output, args
+
+
+def test_help_wraps_a_paragraph_to_the_terminal_not_at_the_docstrings_line_ends():
+    result = run_cli("repair", "--help", env={**os.environ, "COLUMNS": "240"})
+    assert "run it to force a rebuild, or after many adds, since it also measures every question's hubness again" in result.stdout
 
 
 def test_evaluate_retrieval_reports_recall_and_mrr(pairs_slice, tmp_path):
