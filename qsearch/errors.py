@@ -17,6 +17,7 @@ class DiskFull(QsearchError):
 
 _FULL_MESSAGES = ("no space left on device", "database or disk is full", "disk quota exceeded")
 _NEARLY_FULL = 1 << 20  # SQLite reports "disk I/O error" when it cannot make its WAL files on a full disk
+_NOT_SPACE = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS, errno.EEXIST, errno.ENOTDIR, errno.EISDIR}  # errors a full disk does not cause
 
 
 def disk_full(error: BaseException, path: Path | str, outcome: str) -> DiskFull | None:
@@ -39,6 +40,8 @@ def is_full_disk(error: BaseException, path: Path | str) -> bool:
     error on a disk with under 1 MiB free (SQLite's "disk I/O error" when it cannot make its WAL files)."""
     if names_full_disk(error):
         return True
+    if isinstance(error, OSError) and error.errno in _NOT_SPACE:  # a file system that shows no free space (/proc) must not turn these into "full"
+        return False
     free = _free_bytes(Path(path))
     return free is not None and free < _NEARLY_FULL
 

@@ -507,7 +507,8 @@ class SearchEngine:
         except BaseException as e:
             shutil.rmtree(partial, ignore_errors=True)
             if isinstance(e, (OSError, RuntimeError, sqlite3.DatabaseError)):  # FAISS writes raise RuntimeError
-                raise disk_full(e, dest.parent, "no backup was written") or QsearchError(f"cannot write the backup into {dest}: {e}") from None
+                why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                raise disk_full(e, dest.parent, "no backup was written") or QsearchError(f"cannot write the backup into {dest}: {why}") from None
             raise
         copy = type(self).open(dest)
         try:

@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from qsearch import SearchEngine
 
 WRITER = """
 import sys
+from pathlib import Path
 from qsearch import SearchEngine
 engine = SearchEngine.open(sys.argv[1])
 n = 0
@@ -90,3 +92,12 @@ def test_the_command_line_says_where_the_copy_is_and_how_to_use_it(tmp_path, cor
     assert out.startswith(f"backed up {len(set(corpus_questions[:50]))} questions from {tmp_path / 'idx'} into {tmp_path / 'b'} (")
     assert out.rstrip().endswith(f"search it with --index {tmp_path / 'b'}")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no partial copy left beside it
+
+
+def test_a_backup_that_cannot_be_written_says_why_not_that_the_disk_is_full(tmp_path, corpus_questions):
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs /proc, a file system that reports no free space")
+    SearchEngine.build(corpus_questions[:50], path=tmp_path / "idx").close()
+    result = run_cli("backup", "/proc/qsearch-backup", "--index", str(tmp_path / "idx"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: cannot write the backup into /proc/qsearch-backup: No such file or directory"
