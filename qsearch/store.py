@@ -81,7 +81,7 @@ class Store:
             uri = f"file:{self.path}?mode=ro" + ("&immutable=1" if immutable else "")
             return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=FULL")  # WAL at NORMAL may roll back the last commits on a power cut: an acknowledged add must not
         return conn
 
     def check(self) -> int:

@@ -93,6 +93,16 @@ def generation(index: Path) -> Path:
     return index / (index / "CURRENT").read_text().strip()
 
 
+def test_the_store_syncs_every_commit_so_a_power_cut_keeps_acknowledged_adds(index):
+    """SQLite in WAL mode at synchronous=NORMAL survives a killed process but may roll back its
+    last commits on a power cut or an OS crash; FULL syncs the WAL before a commit returns."""
+    engine = SearchEngine.open(index)
+    try:
+        assert engine.backend.store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_damaged_store_is_one_line(index, damage):
     db = generation(index) / "questions.db"
