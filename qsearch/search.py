@@ -498,8 +498,7 @@ class SearchEngine:
                 shutil.copytree(self.generation / "model", gen / "model")
                 write_json(gen / "index.json", manifest)
             (partial / "CURRENT").write_text(gen.name + "\n")
-            for folder in (gen, partial):
-                generations.fsync_dir(folder)
+            generations.fsync_tree(partial)
             if dest.exists():
                 dest.rmdir()
             os.rename(partial, dest)  # whole, or not there: the rename is the backup's one visible step
