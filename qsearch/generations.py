@@ -69,8 +69,10 @@ def new_generation(root: Path) -> Iterator[Path]:
 
 
 def switch(root: Path, gen: Path) -> None:
-    """Make ``gen`` (complete on disk) the live generation, durably, and delete the others."""
-    fsync_dir(gen)
+    """Make ``gen`` (complete on disk) the live generation, durably, and delete the others.
+    Everything in ``gen`` is synced first, so that a power cut cannot leave CURRENT naming a
+    generation whose model or manifest never reached the disk."""
+    fsync_tree(gen)
     tmp = root / "CURRENT.tmp"
     try:
         tmp.write_text(gen.name + "\n")
