@@ -16,6 +16,7 @@ generation, and the backend indexes what other processes committed since.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -476,8 +477,9 @@ class SearchEngine:
 
         The copy is an index folder itself: ``--index DEST`` searches it, and moving it into
         the index's place restores it. It is written beside ``dest`` and renamed into place
-        when whole, so a backup that fails or is killed leaves nothing under that name; it is
-        opened once before this returns, to check that it reads. Returns its folder, question
+        when whole, so a backup that fails or is killed leaves nothing under that name (a
+        killed one's hidden folder goes at the next backup to that name); it is opened once
+        before this returns, to check that it reads. Returns its folder, question
         count, size in bytes and seconds taken.
         """
         dest = Path(dest)
@@ -487,10 +489,11 @@ class SearchEngine:
             raise QsearchError(f"{dest} is inside the index folder {self.root}; back up somewhere else")
         started = time.perf_counter()
         self.refresh()
-        dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.parent / f".{dest.name}.partial-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            for left in dest.parent.glob(f".{glob.escape(dest.name)}.partial-*"):  # a killed backup's, to this name
+                shutil.rmtree(left, ignore_errors=True)
             with self._parts.reading():
                 gen = partial / self.generation.name
                 gen.mkdir(parents=True)

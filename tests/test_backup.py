@@ -101,3 +101,11 @@ def test_a_backup_that_cannot_be_written_says_why_not_that_the_disk_is_full(tmp_
     result = run_cli("backup", "/proc/qsearch-backup", "--index", str(tmp_path / "idx"), check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "error: cannot write the backup into /proc/qsearch-backup: No such file or directory"
+
+
+def test_what_a_killed_backup_left_is_cleared_by_the_next_one_to_that_name(tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:50], path=tmp_path / "idx").close()
+    left = tmp_path / ".b.partial-999999"  # the hidden folder of a backup killed before its rename
+    (left / "g00001").mkdir(parents=True)
+    run_cli("backup", str(tmp_path / "b"), "--index", str(tmp_path / "idx"))
+    assert not left.exists() and (tmp_path / "b" / "CURRENT").exists()
