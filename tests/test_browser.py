@@ -80,10 +80,12 @@ def type_question(browser, text: str) -> None:
 
 def test_typing_finds_the_duplicate_then_posting_adds_a_question_the_next_search_finds(server, browser, corpus_questions):
     open_page(browser, server)
+    assert not browser.find_element(By.ID, "results-note").is_displayed()
     known = corpus_questions[7]
     find_first(browser, known)
     first = browser.find_element(By.CSS_SELECTOR, "#results li")
     assert "duplicate" in first.text and "duplicate" in first.get_attribute("class")
+    assert "a lower score can stand above a higher one" in browser.find_element(By.ID, "results-note").text
     screenshot(browser, "search.png")
 
     type_question(browser, NEW)

@@ -34,6 +34,7 @@ async function api(path, body, headers = {}) {
 
 function renderMatches(list, matches) {
   list.replaceChildren();
+  $("results-note").hidden = matches.length === 0;
   for (const m of matches) {
     const dup = m.score > threshold;
     const li = document.createElement("li");
