@@ -605,7 +605,7 @@ def info(index: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
         typer.echo(json.dumps(facts, indent=2, ensure_ascii=False))
         return
     f = facts
-    where = f" (collection {f['collection']!r} at {f['milvus_uri']})" if f["backend"] == "milvus" else ""
+    where = f" (collection {f['collection']!r}, now {f['milvus_collection']!r}, at {f['milvus_uri']})" if f["backend"] == "milvus" else ""
     since = [f"{f['kept_from_previous']} kept from the index it replaced"] if f["kept_from_previous"] else []
     since += [f"{_count(f['left_out_removed'], 'removed question')} left out"] if f["left_out_removed"] else []
     hidden = f"; {f['hidden_removals']} removed ones still in the vectors, hidden" if f["hidden_removals"] else ""

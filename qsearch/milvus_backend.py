@@ -197,6 +197,11 @@ class MilvusIndex:
             pass
         return self.name if self._call("has_collection", self.client.has_collection, self.name) else None
 
+    def serving(self) -> str | None:
+        """The collection that searches under the name reach now (for an operator: Milvus's
+        backup and admin tools take a collection, not an alias)."""
+        return self._target()
+
     def _builds(self, half_made: bool = False) -> list[str]:
         """The collections that builds under this name made (published or not); with
         ``half_made``, Milvus Lite's folders of those it failed to make too."""

@@ -459,7 +459,9 @@ class SearchEngine:
         self.refresh()
         with self._parts.reading():
             m = self.manifest
-            where = {"milvus_uri": m["milvus_uri"], "collection": m["collection"]} if m.get("backend") == "milvus" else {}
+            where = {}
+            if m.get("backend") == "milvus":  # the name is an alias: the collection behind it is what Milvus's own tools take
+                where = {"milvus_uri": m["milvus_uri"], "collection": m["collection"], "milvus_collection": self.backend.serving()}
             return {
                 "index": str(self.root), "generation": self.generation.name, "backend": m.get("backend", "faiss"),
                 "index_type": m["index_type"], "factory": m["factory"], **where, "questions": len(self.backend),
