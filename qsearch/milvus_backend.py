@@ -188,19 +188,15 @@ class MilvusIndex:
         folder = Path(self.uri) / "collections" / name
         return folder if is_lite(self.uri) and folder.is_dir() and not (folder / "schema.json").exists() else None
 
-    def _target(self) -> str | None:
-        """The collection the user's name stands for: the alias's, the name itself for an index
-        built before aliases, or None when neither exists."""
+    def serving(self) -> str | None:
+        """The collection the user's name stands for now: the alias's, the name itself for an
+        index built before aliases, or None when neither exists (Milvus's own backup and admin
+        tools take this collection, not the alias)."""
         try:
             return self.client.describe_alias(self.name)["collection_name"]
         except Exception:  # not an alias (pymilvus's error types vary by server); asked again below
             pass
         return self.name if self._call("has_collection", self.client.has_collection, self.name) else None
-
-    def serving(self) -> str | None:
-        """The collection that searches under the name reach now (for an operator: Milvus's
-        backup and admin tools take a collection, not an alias)."""
-        return self._target()
 
     def _builds(self, half_made: bool = False) -> list[str]:
         """The collections that builds under this name made (published or not); with
@@ -242,7 +238,7 @@ class MilvusIndex:
             raise QsearchError(f"the Milvus backend supports --index-type {' or '.join(INDEX_TYPES)}, not {index_type!r}")
         client = cls.connect(uri, token)
         backend = cls(client, uri, collection)
-        backend._replaces, backend._keep_removed = backend._target(), keep_removed
+        backend._replaces, backend._keep_removed = backend.serving(), keep_removed
         if backend._replaces is not None:
             theirs = backend.recorded_model(backend._replaces)
             if theirs != model:
@@ -340,7 +336,7 @@ class MilvusIndex:
         """Open the collection an index folder names; refuse it when another model built it."""
         client = cls.connect(uri, token)
         backend = cls(client, uri, collection)
-        if backend._target() is None and not backend._adopt():
+        if backend.serving() is None and not backend._adopt():
             raise QsearchError(f"the Milvus collection {collection!r} is gone from {uri}; run `qsearch build-index --backend milvus` again")
         theirs = backend.recorded_model()
         if theirs != model:
