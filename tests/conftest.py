@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -157,3 +159,22 @@ def metric(text: str, name: str, **labels: str) -> float:
         if sample.split("{")[0] == name and ",".join(sorted(sample.partition("{")[2].rstrip("}").split(","))) == want:
             return float(value)
     return 0.0
+
+
+def readonly_copy(index: Path) -> Path:
+    """A copy of the index that only root could write to, readable by everyone."""
+    top = Path(tempfile.mkdtemp(prefix="qsearch-ro-"))
+    copy = top / "idx"
+    shutil.copytree(index, copy)
+    for path in [top, *copy.rglob("*"), copy]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return copy
+
+
+def as_unprivileged(args: list[str]) -> list[str]:
+    """Run as nobody when we are root, so that file permissions apply as for a user."""
+    if os.geteuid() != 0:
+        return args
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is needed to drop root for a read-only test")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *args]

@@ -1,19 +1,22 @@
 """`qsearch backup`: a consistent copy of an index taken while it serves, usable as an index
 folder wherever it is moved, and never a half-written one."""
 
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import as_unprivileged, readonly_copy, run_cli
 from qsearch import SearchEngine
 
 WRITER = """
 import sys
+import tempfile
 from pathlib import Path
 from qsearch import SearchEngine
 engine = SearchEngine.open(sys.argv[1])
@@ -109,3 +112,24 @@ def test_what_a_killed_backup_left_is_cleared_by_the_next_one_to_that_name(tmp_p
     (left / "g00001").mkdir(parents=True)
     run_cli("backup", str(tmp_path / "b"), "--index", str(tmp_path / "idx"))
     assert not left.exists() and (tmp_path / "b" / "CURRENT").exists()
+
+
+def test_an_index_only_readable_to_its_user_is_backed_up_by_that_user(tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:50], path=tmp_path / "idx").close()
+    copy = readonly_copy(tmp_path / "idx")
+    out = Path(tempfile.mkdtemp(prefix="qsearch-backup-"))
+    out.chmod(0o777)
+    try:
+        result = subprocess.run(as_unprivileged([sys.executable, "-m", "qsearch.cli", "backup", str(out / "b"), "--index", str(copy)]),
+                                capture_output=True, text=True, env={**os.environ, "HOME": "/tmp"}, timeout=120)
+        assert result.returncode == 0, result.stderr
+        backup = SearchEngine.open(out / "b")
+        try:
+            assert set(backup.backend.all_texts()) == set(corpus_questions[:50])
+        finally:
+            backup.close()
+    finally:
+        for path in [copy.parent, *copy.parent.rglob("*")]:
+            path.chmod(0o755)
+        shutil.rmtree(copy.parent)
+        shutil.rmtree(out)

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import RunningServer, free_port, run_cli
+from conftest import RunningServer, as_unprivileged, free_port, readonly_copy, run_cli
 from qsearch import Encoder, SearchEngine
 from qsearch.errors import QsearchError
 from qsearch.server import create_app
@@ -49,25 +48,6 @@ def test_an_open_engine_follows_a_rebuild_by_another_process(index, corpus_quest
     SearchEngine.build(corpus_questions[200:230], path=index, keep_old=False).close()
     assert len(engine.search([corpus_questions[205]], k=1)[0]) == 1
     assert len(engine) == 30 and engine.search([corpus_questions[205]], k=1)[0][0].text == corpus_questions[205]
-
-
-def readonly_copy(index: Path) -> Path:
-    """A copy of the index that only root could write to, readable by everyone."""
-    top = Path(tempfile.mkdtemp(prefix="qsearch-ro-"))
-    copy = top / "idx"
-    shutil.copytree(index, copy)
-    for path in [top, *copy.rglob("*"), copy]:
-        path.chmod(0o555 if path.is_dir() else 0o444)
-    return copy
-
-
-def as_unprivileged(args: list[str]) -> list[str]:
-    """Run as nobody when we are root, so that file permissions apply as for a user."""
-    if os.geteuid() != 0:
-        return args
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is needed to drop root for a read-only test")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *args]
 
 
 def test_a_read_only_index_answers_queries_and_refuses_adds_in_one_line(index, corpus_questions):
