@@ -75,7 +75,10 @@ def switch(root: Path, gen: Path) -> None:
     fsync_tree(gen)
     tmp = root / "CURRENT.tmp"
     try:
-        tmp.write_text(gen.name + "\n")
+        with open(tmp, "w") as f:  # synced before it replaces CURRENT: a power cut must not leave CURRENT empty
+            f.write(gen.name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as e:  # CURRENT still names the live generation
         tmp.unlink(missing_ok=True)
         shutil.rmtree(gen, ignore_errors=True)

@@ -19,10 +19,23 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a killed process leaves the old file or the new one, never half."""
+    """Write atomically and durably: a killed process or a power cut leaves the old file or the
+    new one, never half (the new one is synced before it replaces the old, then the folder)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:  # a full disk: leave no half-written file behind
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def read_manifest(path: Path, kind: str, version: int | tuple[int, ...], hint: str) -> dict:
