@@ -9,7 +9,6 @@ data it was made with, so a resume with other data or options is refused with wh
 
 from __future__ import annotations
 
-import os
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.errors import QsearchError, disk_full
+from qsearch.files import replacing
 
 CHECKPOINT = "checkpoint.pt"
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -37,18 +37,14 @@ def differences(saved: dict, current: dict) -> list[str]:
 
 
 def save(folder: Path, state: dict) -> None:
-    """Write atomically (temporary file, fsync, rename): a kill leaves the previous checkpoint."""
+    """Write whole or not at all (``files.replacing``): a kill leaves the previous checkpoint,
+    and a full disk no half-written file taking the space."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (CHECKPOINT + ".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with replacing(folder / CHECKPOINT) as tmp, open(tmp, "wb") as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-    except (OSError, RuntimeError) as e:  # a full disk: no half-written file left taking the space
-        tmp.unlink(missing_ok=True)
+    except (OSError, RuntimeError) as e:
         raise disk_full(e, folder, f"the checkpoint of the last finished epoch, if any, is kept for `qsearch train --resume {folder}`") or e
-    os.replace(tmp, folder / CHECKPOINT)
 
 
 def load(folder: Path) -> dict:

@@ -718,6 +718,7 @@ def dedup(
 
     from qsearch import dedup as dd
     from qsearch.encoder import Encoder
+    from qsearch.files import replacing
     from qsearch.search import SearchEngine, check_threshold
 
     _every_core()
@@ -731,9 +732,9 @@ def dedup(
     in_clusters = int((result.rows["cluster_size"] > 1).sum())
     if out:
         try:
-            result.rows.to_csv(out, index=False)
+            with replacing(out) as tmp:  # whole or not at all: a full disk or a kill leaves no cut-off file
+                result.rows.to_csv(tmp, index=False)
         except OSError as e:
-            Path(out).unlink(missing_ok=True)  # a full disk leaves a cut-off file behind
             raise QsearchError(f"cannot write {out}: {e.strerror or e}") from None
     typer.echo(
         f"{_count(len(result.rows), 'row')}: {_count(clusters, 'cluster')} of duplicates holding {_count(in_clusters, 'row')} "

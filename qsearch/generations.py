@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from qsearch.errors import QsearchError, disk_full
+from qsearch.files import fsync_dir
 
 
 @contextmanager
@@ -90,13 +91,6 @@ def switch(root: Path, gen: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a folder's entries, so that a rename or a new file in it survives a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_tree(path: Path) -> None:

@@ -20,13 +20,13 @@ not every query. What was chosen and measured goes into the index manifest.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from qsearch.errors import QsearchError
+from qsearch.files import replacing
 
 FACTORIES = {"flat": "IDMap2,Flat", "pq-refine": "IDMap2,PQ{m}x4fs,RFlat", "hnsw": "IDMap2,HNSW32,Flat"}
 INDEX_TYPES = (*FACTORIES, "auto")
@@ -118,16 +118,10 @@ def indexed_ids(index: faiss.Index) -> np.ndarray:
 
 
 def save(index: faiss.Index, path: Path) -> None:
-    """Write atomically (temporary file, fsync, rename): a killed write keeps the old file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    """Write whole or not at all (``files.replacing``): a killed write keeps the old file, and
+    a full disk leaves no half-written one taking the space."""
+    with replacing(path) as tmp:
         faiss.write_index(index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-    except BaseException:  # a full disk: leave no half-written file taking the space
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
 
 
 def load(path: Path, index_type: str, params: dict | None = None) -> faiss.Index:

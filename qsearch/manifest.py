@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from qsearch.errors import QsearchError
+from qsearch.files import replacing
 
 
 def sha256_file(path: Path) -> str:
@@ -19,23 +19,10 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically and durably: a killed process or a power cut leaves the old file or the
-    new one, never half (the new one is synced before it replaces the old, then the folder)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:  # a full disk: leave no half-written file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    """Write whole or not at all (``files.replacing``): a kill or a power cut leaves the old
+    file or the new one, never half."""
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def read_manifest(path: Path, kind: str, version: int | tuple[int, ...], hint: str) -> dict:

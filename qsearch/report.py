@@ -10,6 +10,7 @@ from qsearch.data import KIND_COLUMN, SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
 from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_auc_interval, roc_curve, threshold_sweep
+from qsearch.files import replacing
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
 
@@ -85,9 +86,9 @@ def plot_scores(scores: np.ndarray, labels: np.ndarray, threshold: float, path: 
     fig.suptitle(title)
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=110)
+        with replacing(path) as tmp:  # whole or not at all: a full disk leaves no empty file behind
+            fig.savefig(tmp, dpi=110, format=Path(path).suffix[1:] or None)
     except OSError as e:
-        Path(path).unlink(missing_ok=True)  # a full disk leaves an empty file behind
         raise QsearchError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         plt.close(fig)

@@ -37,6 +37,7 @@ from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
 from qsearch.faiss_backend import DISK_FULL, FaissIndex
+from qsearch.files import fsync_dir
 from qsearch.locks import ReadWriteLock
 from qsearch.errors import DiskFull, QsearchError, disk_full
 from qsearch.manifest import read_manifest, write_json
@@ -507,7 +508,7 @@ class SearchEngine:
             if dest.exists():
                 dest.rmdir()
             os.rename(partial, dest)  # whole, or not there: the rename is the backup's one visible step
-            generations.fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
         except BaseException as e:
             shutil.rmtree(partial, ignore_errors=True)
             if isinstance(e, (OSError, RuntimeError, sqlite3.DatabaseError)):  # FAISS writes raise RuntimeError

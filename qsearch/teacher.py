@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from qsearch.errors import QsearchError
+from qsearch.files import replacing
 
 _EXTRA = "pip install 'qsearch[teacher]'"
 CHUNK = 2048
@@ -160,10 +161,8 @@ def cached_encode(
     log(f"teacher {name}: encoded {len(texts)} {what} in {time.perf_counter() - started:.1f}s")
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
             np.save(f, vectors)
-        os.replace(tmp, path)
     except OSError as e:
         log(f"teacher cache not written ({path}: {e.strerror}); the next run encodes again")
     return vectors.astype(np.float32)

@@ -1,0 +1,37 @@
+"""Files written whole or not at all: into a temporary file beside them, synced, then renamed
+over the old one, so that a kill, a full disk or a power cut leaves the old file or the new
+one, never half of one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def replacing(path: Path | str) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write. When the block ends, the file
+    is synced and renamed over ``path``, then the folder is synced. When the block raises (a
+    full disk, say), the temporary file is removed and ``path`` is as it was."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries, so that a rename or a new file in it survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
