@@ -67,6 +67,9 @@ class QuestionIndex(Protocol):
     def all_texts(self) -> list[str]:
         """Every stored text (what a rebuild keeps)."""
 
+    def all_rows(self) -> list[tuple[int, str]]:
+        """Every stored (id, text), by id."""
+
     def copy_to(self, root: Path, gen: Path, manifest: dict) -> dict:
         """Write what the index holds into generation folder ``gen`` of a backup at ``root``,
         consistently while others write; return the manifest the copy carries."""

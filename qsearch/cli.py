@@ -699,6 +699,47 @@ def backup(
 
 
 @app.command()
+def export(
+    out: Optional[Path] = typer.Option(None, help="Write the CSV to this file, whole or not at all; default: standard output."),
+    index: Path = IndexOpt,
+) -> None:
+    """Every question an index holds, with its id, as CSV (id,question): to map the ids search
+    returns to your own records, or to build another index from (build-index --questions).
+
+    Example: qsearch export --index indexes/forum --out questions.csv
+    """
+    import csv
+
+    from qsearch.files import replacing
+    from qsearch.search import SearchEngine
+
+    engine = SearchEngine.open(index)
+    try:
+        rows = engine.questions()
+    finally:
+        engine.close()
+
+    def write(stream) -> None:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(["id", "question"])
+        writer.writerows(rows)
+
+    if out is None:
+        try:
+            write(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `qsearch export | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    try:
+        with replacing(out) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            write(f)
+    except OSError as e:
+        raise QsearchError(f"cannot write {out}: {e.strerror or e}") from None
+    typer.echo(f"wrote {_count(len(rows), 'question')} from {index} to {out}")
+
+
+@app.command()
 def dedup(
     file: Path = typer.Argument(..., help="CSV/TSV with a question column, or plain text one question a line (gzip ok)."),
     column: Optional[str] = typer.Option(None, help="Column holding the questions (default: question)."),

@@ -283,6 +283,9 @@ class FaissIndex:
     def all_texts(self) -> list[str]:
         return self.store.all_texts()
 
+    def all_rows(self) -> list[tuple[int, str]]:
+        return self.store.all_rows()
+
     def flush(self) -> None:
         """Write the FAISS checkpoint if rows were added since it was last written. On a full
         disk it is left for later: the store holds every question, and opening indexes what

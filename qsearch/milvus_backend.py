@@ -432,6 +432,9 @@ class MilvusIndex:
         """Every text, read in batches (a query alone returns at most 16,384 rows)."""
         return [r["text"] for batch in self._batches(self.collection) for r in batch]
 
+    def all_rows(self) -> list[tuple[int, str]]:
+        return sorted((int(r["id"]), r["text"]) for batch in self._batches(self.collection) for r in batch)
+
     def _batches(self, collection: str) -> Iterable[list[dict]]:
         """A collection's texts, ``BATCH`` rows at a time."""
         rows = self._call(

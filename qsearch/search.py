@@ -523,6 +523,12 @@ class SearchEngine:
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
         return {"index": str(dest), "questions": questions, "bytes": size, "seconds": round(time.perf_counter() - started, 2)}
 
+    def questions(self) -> list[tuple[int, str]]:
+        """Every stored question as (id, text), by id: what ``qsearch export`` writes."""
+        self.refresh()
+        with self._parts.reading():
+            return self.backend.all_rows()
+
     def ids_of(self, texts: list[str]) -> dict[str, int]:
         """The id of each text already stored (exact match)."""
         with self._parts.reading():

@@ -247,15 +247,16 @@ class Store:
         return list(self.reader.execute(f"SELECT id, text FROM {TABLE} WHERE id > ? ORDER BY id", (last_id,)))
 
     def all_rows(self) -> list[tuple[int, str]]:
-        return list(self.reader.execute(f"SELECT id, text FROM {TABLE} ORDER BY id"))
-
-    def all_texts(self) -> list[str]:
-        """Every stored text in id order; a store damaged past the header that ``check`` reads is
-        the one-line error."""
+        """Every stored (id, text) in id order; a store damaged past the header that ``check``
+        reads is the one-line error."""
         try:
-            return [text for _, text in self.all_rows()]
+            return list(self.reader.execute(f"SELECT id, text FROM {TABLE} ORDER BY id"))
         except sqlite3.DatabaseError as e:
             raise self.damaged(e) from None
+
+    def all_texts(self) -> list[str]:
+        """Every stored text in id order."""
+        return [text for _, text in self.all_rows()]
 
     def all_ids(self) -> np.ndarray:
         return np.fromiter((i for (i,) in self.reader.execute(f"SELECT id FROM {TABLE}")), dtype=np.int64)

@@ -1,5 +1,7 @@
 """One contract for both backends: FAISS + SQLite (embedded) and Milvus (Milvus Lite here, no server)."""
 
+import csv
+import io
 import signal
 import subprocess
 import sys
@@ -168,6 +170,30 @@ def test_info_says_what_the_index_holds_and_how_it_was_built(engine, backend, co
     assert facts["model"] == engine.encoder.name and facts["threshold"] == engine.threshold and facts["repair_advised"] is False
     if backend == "milvus":  # the name is an alias; the collection behind it is a build's own
         assert facts["collection"] == "qsearch" and facts["milvus_collection"].startswith("qsearch_q")
+
+
+def test_questions_lists_every_stored_question_by_id_with_the_id_search_returns(engine, corpus_questions):
+    added = "How deep is the Mariana Trench in metres?"
+    [i] = engine.add([added])
+    engine.remove([corpus_questions[3]])
+    rows = engine.questions()
+    assert (i, added) in rows and corpus_questions[3] not in {t for _, t in rows}
+    assert [n for n, _ in rows] == sorted(n for n, _ in rows) and len(rows) == len(engine)
+    assert engine.ids_of([t for _, t in rows]) == {t: n for n, t in rows}
+
+
+def test_export_writes_a_csv_that_builds_the_same_index(tmp_path, corpus_questions):
+    build("faiss", corpus_questions[:100], tmp_path / "idx").close()
+    printed = list(csv.DictReader(io.StringIO(run_cli("export", "--index", str(tmp_path / "idx")).stdout)))
+    assert {r["question"] for r in printed} == set(corpus_questions[:100]) and all(r["id"].isdigit() for r in printed)
+    out = run_cli("export", "--index", str(tmp_path / "idx"), "--out", str(tmp_path / "q.csv")).stdout
+    assert out.strip() == f"wrote {len(set(corpus_questions[:100]))} questions from {tmp_path / 'idx'} to {tmp_path / 'q.csv'}"
+    run_cli("build-index", "--questions", str(tmp_path / "q.csv"), "--index", str(tmp_path / "again"))
+    again = SearchEngine.open(tmp_path / "again")
+    try:
+        assert set(again.backend.all_texts()) == set(corpus_questions[:100])
+    finally:
+        again.close()
 
 
 def test_another_model_is_refused(engine, tmp_path, tiny_model):
