@@ -347,6 +347,20 @@ class MilvusIndex:
         backend._call("load_collection", client.load_collection, collection)
         return backend
 
+    @classmethod
+    def held(cls, uri: str, collection: str, token=None) -> tuple[list[str], list[str]]:
+        """The texts stored under ``collection`` and those recorded as removed from it; two
+        empty lists where there is no such collection. A build carries them over, whichever
+        index folder made the collection: on a shared server, several folders name one."""
+        backend = cls(cls.connect(uri, token), uri, collection)
+        try:
+            if backend.serving() is None and not backend._adopt():
+                return [], []
+            backend._call("load_collection", backend.client.load_collection, collection)
+            return backend.all_texts(), backend.removed_texts()
+        finally:
+            backend._disconnect()
+
     def _adopt(self) -> bool:
         """Name the one complete build that no name points at: a first rebuild of an index made
         before aliases that died between dropping the old collection and making the alias."""

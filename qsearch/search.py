@@ -150,6 +150,14 @@ class _Previous:
     removed: dict[str, int] = field(default_factory=dict)  # every question removed (not stored again), with the id it had
     faiss: bool = False  # whether these are a FAISS store's ids, which a FAISS rebuild keeps
 
+    def joined(self, held: list[str], removed: list[str]) -> "_Previous":
+        """These and what a Milvus collection holds that another folder built: a question that
+        either holds is kept (never lost), and one removed from either and held by neither
+        stays out. The collection's own ids play no part: a Milvus build takes ids from texts."""
+        both = {**dict.fromkeys(held, 0), **self.held}
+        gone = {t: i for t, i in {**dict.fromkeys(removed, 0), **self.removed}.items() if t not in both}
+        return _Previous(both, gone, self.faiss)
+
 
 def _previous(root: Path) -> _Previous:
     """The questions that the live index at ``root`` (if any) holds, and those removed from it.
@@ -177,6 +185,16 @@ def _previous(root: Path) -> _Previous:
         raise
     except QsearchError as e:
         raise QsearchError(f"the index at {root} cannot be read to keep its questions ({e}); --replace builds anew without them") from None
+
+
+def _named_collection(root: Path) -> tuple[str, str] | None:
+    """The Milvus URI and collection that the live generation at ``root`` names, if any."""
+    gen = generations.live(root)
+    try:
+        manifest = json.loads((gen / "index.json").read_text()) if gen is not None else {}
+    except (OSError, ValueError):
+        return None
+    return (manifest["milvus_uri"], manifest["collection"]) if manifest.get("backend") == "milvus" else None
 
 
 def _carried_ids(texts: list[str], previous: _Previous) -> list[int] | None:
@@ -273,8 +291,17 @@ class SearchEngine:
             index_type = "flat" if requested == "auto" else index_type
             if requested != "auto":
                 raise QsearchError("the Milvus backend supports --index-type flat, hnsw or auto")
+        uri = None
+        if backend == "milvus":
+            from qsearch.milvus_backend import MilvusIndex, is_lite
+
+            uri = milvus_uri or "milvus.db"  # the default, inside the folder, is recorded relative to it
+            if milvus_uri and is_lite(milvus_uri):
+                uri = str(Path(milvus_uri).resolve())
         with generations.writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
             previous = _previous(root) if keep_old else _Previous()
+            if backend == "milvus" and keep_old and _named_collection(root) != (uri, collection):
+                previous = previous.joined(*MilvusIndex.held(_milvus_uri(root, uri), collection, milvus_token))
             new = set(texts)
             kept = [t for t in previous.held if t not in new]
             left_out = [t for t in texts if t in previous.removed]
@@ -302,11 +329,6 @@ class SearchEngine:
                 if backend == "faiss":
                     store = FaissIndex.create(gen, manifest, encoder, texts, progress, recall, _carried_ids(texts, previous), previous.removed)
                 else:
-                    from qsearch.milvus_backend import MilvusIndex, is_lite
-
-                    uri = milvus_uri or "milvus.db"  # the default, inside the folder, is recorded relative to it
-                    if milvus_uri and is_lite(milvus_uri):
-                        uri = str(Path(milvus_uri).resolve())
                     manifest.update(milvus_uri=uri, collection=collection)
                     manifest["factory"] = f"milvus:{index_type}"
                     store = MilvusIndex.create(

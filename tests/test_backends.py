@@ -432,3 +432,17 @@ def test_a_milvus_name_lost_before_its_alias_was_made_is_given_to_the_complete_b
         assert len(reopened) == len(set(corpus_questions[:150])) + 1 and reopened.ids_of([ADDED])
     finally:
         reopened.close()
+
+
+def test_a_milvus_build_from_another_folder_keeps_what_the_shared_collection_holds(tmp_path, corpus_questions):
+    shared = str(tmp_path / "shared.db")  # one collection that two index folders name, as replicas on a server do
+    first = build("milvus", corpus_questions[:100], tmp_path / "a", milvus_uri=shared)
+    first.add([ADDED])
+    first.remove([corpus_questions[0]])
+    first.close()
+    second = build("milvus", corpus_questions[:100], tmp_path / "b", milvus_uri=shared)
+    try:
+        assert second.ids_of([ADDED]) and corpus_questions[0] not in set(second.backend.all_texts())
+        assert second.manifest["kept_from_previous"] == 1 and second.manifest["left_out_removed"] == 1
+    finally:
+        second.close()
