@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER), reason="browser test needs Chromium: apt-get install -y chromium chromium-driver"
 )
 webdriver = pytest.importorskip("selenium.webdriver", reason="browser test needs selenium: pip install -e '.[test]'")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -46,7 +47,9 @@ def browser():
 
 
 def wait_for(browser, condition, timeout: float = 20):
-    return WebDriverWait(browser, timeout).until(lambda d: condition(d))
+    """Poll ``condition`` until it holds. The page re-renders its lists as answers come, so an
+    element read between two renders is stale: that poll counts as not yet, not as a failure."""
+    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d))
 
 
 def results(browser) -> list[str]:
