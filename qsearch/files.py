@@ -35,3 +35,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """Flush every file and folder under ``path`` to disk, before the rename that makes it live
+    (a generation, a backup): the rename must not outlive its contents in a power cut."""
+    for item in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if item.is_file():
+            with open(item, "rb") as f:
+                os.fsync(f.fileno())
+        elif item.is_dir():
+            fsync_dir(item)
+    fsync_dir(path)

@@ -14,14 +14,13 @@ never see half a generation. These helpers know nothing of models or backends.
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from qsearch.errors import QsearchError, disk_full
-from qsearch.files import fsync_dir
+from qsearch.files import fsync_tree, replacing
 
 
 @contextmanager
@@ -47,7 +46,8 @@ def live(root: Path) -> Path | None:
 
 def is_ours(path: Path) -> bool:
     """Whether a file in an index folder is one the engine writes (a killed first build leaves these)."""
-    return path.name in (".lock", "CURRENT.tmp") or (path.name[0] == "g" and path.name[1:].isdigit())
+    name = path.name
+    return name == ".lock" or (name.startswith("CURRENT.") and name.endswith(".tmp")) or (name[0] == "g" and name[1:].isdigit())
 
 
 @contextmanager
@@ -74,32 +74,12 @@ def switch(root: Path, gen: Path) -> None:
     Everything in ``gen`` is synced first, so that a power cut cannot leave CURRENT naming a
     generation whose model or manifest never reached the disk."""
     fsync_tree(gen)
-    tmp = root / "CURRENT.tmp"
     try:
-        with open(tmp, "w") as f:  # synced before it replaces CURRENT: a power cut must not leave CURRENT empty
-            f.write(gen.name + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        with replacing(root / "CURRENT") as tmp:  # synced before it replaces CURRENT: a power cut must not leave CURRENT empty
+            tmp.write_text(gen.name + "\n")
     except OSError as e:  # CURRENT still names the live generation
-        tmp.unlink(missing_ok=True)
         shutil.rmtree(gen, ignore_errors=True)
         raise disk_full(e, root, f"the index at {root} is unchanged") or e
-    os.replace(tmp, root / "CURRENT")
-    fsync_dir(root)
     for old in root.glob("g[0-9]*"):
         if old != gen:
             shutil.rmtree(old, ignore_errors=True)
-
-
-
-
-def fsync_tree(path: Path) -> None:
-    """Flush every file and folder under ``path`` to disk (a copy made before it is renamed
-    into place: the rename must not outlive its contents in a power cut)."""
-    for item in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if item.is_file():
-            with open(item, "rb") as f:
-                os.fsync(f.fileno())
-        elif item.is_dir():
-            fsync_dir(item)
-    fsync_dir(path)

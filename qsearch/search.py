@@ -37,7 +37,7 @@ from qsearch import index as vindex
 from qsearch.backend import BACKENDS, QuestionIndex
 from qsearch.encoder import Encoder
 from qsearch.faiss_backend import DISK_FULL, FaissIndex
-from qsearch.files import fsync_dir
+from qsearch.files import fsync_dir, fsync_tree
 from qsearch.locks import ReadWriteLock
 from qsearch.errors import DiskFull, QsearchError, disk_full
 from qsearch.manifest import read_manifest, write_json
@@ -149,6 +149,7 @@ class _Previous:
     held: dict[str, int] = field(default_factory=dict)  # every stored question, with its id
     removed: dict[str, int] = field(default_factory=dict)  # every question removed (not stored again), with the id it had
     faiss: bool = False  # whether these are a FAISS store's ids, which a FAISS rebuild keeps
+    collection: tuple[str, str] | None = None  # the Milvus URI and collection they were read from
 
     def joined(self, held: list[str], removed: list[str]) -> "_Previous":
         """These and what a Milvus collection holds that another folder built: a question that
@@ -156,7 +157,7 @@ class _Previous:
         stays out. The collection's own ids play no part: a Milvus build takes ids from texts."""
         both = {**dict.fromkeys(held, 0), **self.held}
         gone = {t: i for t, i in {**dict.fromkeys(removed, 0), **self.removed}.items() if t not in both}
-        return _Previous(both, gone, self.faiss)
+        return _Previous(both, gone, self.faiss, self.collection)
 
 
 def _previous(root: Path) -> _Previous:
@@ -178,23 +179,16 @@ def _previous(root: Path) -> _Previous:
             return _Previous(*FaissIndex.stored_texts(gen), faiss=True)
         old = SearchEngine.open(root)
         try:
-            return _Previous(dict.fromkeys(old.backend.all_texts(), 0), dict.fromkeys(old.backend.removed_texts(), 0))
+            return _Previous(
+                dict.fromkeys(old.backend.all_texts(), 0), dict.fromkeys(old.backend.removed_texts(), 0),
+                collection=(old.manifest["milvus_uri"], old.manifest["collection"]),
+            )
         finally:
             old.backend.close()  # not old.close(): the caller holds the folder's writer lock, which that takes
     except DiskFull:
         raise
     except QsearchError as e:
         raise QsearchError(f"the index at {root} cannot be read to keep its questions ({e}); --replace builds anew without them") from None
-
-
-def _named_collection(root: Path) -> tuple[str, str] | None:
-    """The Milvus URI and collection that the live generation at ``root`` names, if any."""
-    gen = generations.live(root)
-    try:
-        manifest = json.loads((gen / "index.json").read_text()) if gen is not None else {}
-    except (OSError, ValueError):
-        return None
-    return (manifest["milvus_uri"], manifest["collection"]) if manifest.get("backend") == "milvus" else None
 
 
 def _carried_ids(texts: list[str], previous: _Previous) -> list[int] | None:
@@ -300,7 +294,7 @@ class SearchEngine:
                 uri = str(Path(milvus_uri).resolve())
         with generations.writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
             previous = _previous(root) if keep_old else _Previous()
-            if backend == "milvus" and keep_old and _named_collection(root) != (uri, collection):
+            if backend == "milvus" and keep_old and previous.collection != (uri, collection):  # another folder's, or none
                 previous = previous.joined(*MilvusIndex.held(_milvus_uri(root, uri), collection, milvus_token))
             new = set(texts)
             kept = [t for t in previous.held if t not in new]
@@ -526,7 +520,7 @@ class SearchEngine:
                 shutil.copytree(self.generation / "model", gen / "model")
                 write_json(gen / "index.json", manifest)
             (partial / "CURRENT").write_text(gen.name + "\n")
-            generations.fsync_tree(partial)
+            fsync_tree(partial)
             if dest.exists():
                 dest.rmdir()
             os.rename(partial, dest)  # whole, or not there: the rename is the backup's one visible step
