@@ -334,17 +334,16 @@ class MilvusIndex:
     @classmethod
     def open(cls, uri: str, collection: str, model: dict, token=None) -> "MilvusIndex":
         """Open the collection an index folder names; refuse it when another model built it."""
-        client = cls.connect(uri, token)
-        backend = cls(client, uri, collection)
-        if backend.serving() is None and not backend._adopt():
+        backend = cls._loaded(uri, collection, token)
+        if backend is None:
             raise QsearchError(f"the Milvus collection {collection!r} is gone from {uri}; run `qsearch build-index --backend milvus` again")
         theirs = backend.recorded_model()
         if theirs != model:
+            backend._disconnect()
             raise QsearchError(
                 f"the Milvus collection {collection!r} at {uri} was built with another model "
                 f"({theirs.get('model', 'unknown')}, dim {theirs.get('dim', '?')}); rebuild it with `qsearch build-index --backend milvus`"
             )
-        backend._call("load_collection", client.load_collection, collection)
         return backend
 
     @classmethod
@@ -352,14 +351,28 @@ class MilvusIndex:
         """The texts stored under ``collection`` and those recorded as removed from it; two
         empty lists where there is no such collection. A build carries them over, whichever
         index folder made the collection: on a shared server, several folders name one."""
-        backend = cls(cls.connect(uri, token), uri, collection)
+        backend = cls._loaded(uri, collection, token)
+        if backend is None:
+            return [], []
         try:
-            if backend.serving() is None and not backend._adopt():
-                return [], []
-            backend._call("load_collection", backend.client.load_collection, collection)
             return backend.all_texts(), backend.removed_texts()
         finally:
             backend._disconnect()
+
+    @classmethod
+    def _loaded(cls, uri: str, collection: str, token=None) -> "MilvusIndex | None":
+        """A connection to what the name stands for, loaded for reads (a complete build that lost
+        its name adopted first); None, disconnected, where there is nothing."""
+        backend = cls(cls.connect(uri, token), uri, collection)
+        try:
+            if backend.serving() is None and not backend._adopt():
+                backend._disconnect()
+                return None
+            backend._call("load_collection", backend.client.load_collection, collection)
+        except BaseException:
+            backend._disconnect()
+            raise
+        return backend
 
     def _adopt(self) -> bool:
         """Name the one complete build that no name points at: a first rebuild of an index made
