@@ -4,6 +4,7 @@ one, never half of one."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,15 +17,17 @@ def replacing(path: Path | str) -> Iterator[Path]:
     is synced and renamed over ``path``, then the folder is synced. When the block raises (a
     full disk, say), the temporary file is removed and ``path`` is as it was."""
     path = Path(path)
+    if path.is_dir():  # before any write: "." (an empty name) or a folder is no file to replace
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
     fsync_dir(path.parent)
 
 

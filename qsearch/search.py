@@ -502,9 +502,14 @@ class SearchEngine:
         count, size in bytes and seconds taken.
         """
         dest = Path(dest)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        try:
+            taken = dest.exists() and (not dest.is_dir() or any(dest.iterdir()))
+            inside = dest.resolve().is_relative_to(self.root.resolve())
+        except OSError as e:  # a name too long, a folder that may not be read
+            raise QsearchError(f"cannot write the backup into {dest}: {e.strerror or e}") from None
+        if taken:
             raise QsearchError(f"{dest} exists and is not an empty folder; back up into a new one")
-        if dest.resolve().is_relative_to(self.root.resolve()):
+        if inside:
             raise QsearchError(f"{dest} is inside the index folder {self.root}; back up somewhere else")
         started = time.perf_counter()
         self.refresh()

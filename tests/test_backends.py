@@ -196,6 +196,14 @@ def test_export_writes_a_csv_that_builds_the_same_index(tmp_path, corpus_questio
         again.close()
 
 
+def test_export_into_a_folder_is_one_line_and_leaves_nothing_beside_it(tmp_path, corpus_questions):
+    build("faiss", corpus_questions[:20], tmp_path / "idx").close()
+    (tmp_path / "out").mkdir()
+    result = run_cli("export", "--index", str(tmp_path / "idx"), "--out", str(tmp_path / "out"), check=False)
+    assert result.returncode == 1 and result.stderr.strip() == f"error: cannot write {tmp_path / 'out'}: Is a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "out"]
+
+
 def test_another_model_is_refused(engine, tmp_path, tiny_model):
     engine.close()
     with pytest.raises(QsearchError, match="another model"):

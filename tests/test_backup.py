@@ -133,3 +133,10 @@ def test_an_index_only_readable_to_its_user_is_backed_up_by_that_user(tmp_path, 
             path.chmod(0o755)
         shutil.rmtree(copy.parent)
         shutil.rmtree(out)
+
+
+def test_a_backup_name_too_long_for_the_file_system_is_one_line(tmp_path, corpus_questions):
+    SearchEngine.build(corpus_questions[:50], path=tmp_path / "idx").close()
+    result = run_cli("backup", str(tmp_path / ("x" * 300)), "--index", str(tmp_path / "idx"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot write the backup into ") and result.stderr.rstrip().endswith("File name too long")
