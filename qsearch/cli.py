@@ -453,18 +453,19 @@ def build_index(
             backend=backend, milvus_uri=milvus_uri, collection=collection, milvus_token=milvus_token, recall=recall,
             keep_old=not replace,
         )
+    with engine:
+        held = len(engine)
     m = engine.manifest
     tuned = "".join(f", {k} {v}" for k, v in m.get("search_params", {}).items())
     tuned += f", recall@10 {m['tuned_recall_at_10']:.3f} on a sample" if m.get("search_params") else ""
     where = f"{index} ({m['index_type']}{tuned})" if backend == "faiss" else (
         f"{index} (milvus {m['index_type']}: collection {collection!r} at {m['milvus_uri']})"
     )
-    typer.echo(f"indexed {_count(len(engine), 'unique question')} (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
+    typer.echo(f"indexed {_count(held, 'unique question')} (of {len(texts)} read) into {where} in {time.perf_counter() - started:.1f}s")
     if m["kept_from_previous"]:
         typer.echo(f"kept {m['kept_from_previous']} question(s) that the index held beyond these (added since its build); --replace drops them")
     if m["left_out_removed"]:
         typer.echo(f"left out {_count(m['left_out_removed'], 'question')} removed from the index; --replace takes them in again")
-    engine.close()
 
 
 @app.command()
@@ -521,18 +522,18 @@ def add(
     if k < 1:
         raise QsearchError(f"--k must be at least 1, got {k}")
     _every_core()
-    engine = SearchEngine.open(index)
-    before = len(engine)
-    ids, matches, added = engine.search_and_add(texts, k, threshold)
-    after = len(engine)
-    if engine.hubness_outgrown():
+    with SearchEngine.open(index) as engine:
+        before = len(engine)
+        ids, matches, added = engine.search_and_add(texts, k, threshold)
+        after = len(engine)
+        outgrown = engine.hubness_outgrown()
+    if outgrown:
         fix = _repair_command(engine.manifest, index)
         typer.echo(
             f"note: {index} holds {after / engine.hubness_measured_for:.1f}x the questions whose hubness was last measured "
             f"together; search ranks by it, so run {fix} to measure it again",
             err=True,
         )
-    engine.close()
     read_as = [engine.encoder.read_as(t) for t in texts]
     if as_json:
         typer.echo(json.dumps(added_json(texts, ids, added, matches, read_as), indent=2, ensure_ascii=False))
@@ -563,13 +564,10 @@ def remove(
     texts = _questions(questions, file, column) if questions or file else []
     if not texts and not ids:
         raise QsearchError("give at least one question (as an argument or with --file) or --id")
-    engine = SearchEngine.open(index)
-    try:
+    with SearchEngine.open(index) as engine:
         by_text = engine.remove(texts) if texts else []
         by_id = engine.remove_ids(list(ids or []))
         remaining, hidden = len(engine), engine.hidden_removals()
-    finally:
-        engine.close()
     if hidden >= HIDDEN_REPAIR:
         typer.echo(
             f"note: {index} ({engine.manifest['index_type']}) still holds {hidden} removed questions, hidden from results, and "
@@ -596,11 +594,8 @@ def info(index: Path = IndexOpt, as_json: bool = JsonOpt) -> None:
     """
     from qsearch.search import SearchEngine
 
-    engine = SearchEngine.open(index)
-    try:
+    with SearchEngine.open(index) as engine:
         facts = engine.info()
-    finally:
-        engine.close()
     if as_json:
         typer.echo(json.dumps(facts, indent=2, ensure_ascii=False))
         return
@@ -684,11 +679,8 @@ def backup(
     """
     from qsearch.search import SearchEngine
 
-    engine = SearchEngine.open(index)
-    try:
+    with SearchEngine.open(index) as engine:
         facts = engine.backup(dest)
-    finally:
-        engine.close()
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
@@ -713,11 +705,8 @@ def export(
     from qsearch.files import replacing
     from qsearch.search import SearchEngine
 
-    engine = SearchEngine.open(index)
-    try:
+    with SearchEngine.open(index) as engine:
         rows = engine.questions()
-    finally:
-        engine.close()
 
     def write(stream) -> None:
         writer = csv.writer(stream, lineterminator="\n")

@@ -387,21 +387,18 @@ class SearchEngine:
         if generations.live(root) is not None:
             with generations.writer_lock(root):
                 _upgrade_format_1(generations.live(root))
-        engine = cls.open(root)
-        if not isinstance(engine.backend, FaissIndex):
-            engine.close()
-            raise QsearchError(f"the index at {root} lives in Milvus, which keeps its own vectors; repair is for FAISS indexes")
-        if engine.read_only:
-            raise _refused(engine, "repair")
-        try:
-            with engine._write, generations.writer_lock(root):
-                count = engine.backend.rebuild()
-                engine.manifest["hubness_measured_for"] = count
-                write_json(engine.generation / "index.json", engine.manifest)
-        except (OSError, RuntimeError) as e:
-            raise disk_full(e, root, "the vector file is unchanged") or e
-        finally:
-            engine.close()
+        with cls.open(root) as engine:
+            if not isinstance(engine.backend, FaissIndex):
+                raise QsearchError(f"the index at {root} lives in Milvus, which keeps its own vectors; repair is for FAISS indexes")
+            if engine.read_only:
+                raise _refused(engine, "repair")
+            try:
+                with engine._write, generations.writer_lock(root):
+                    count = engine.backend.rebuild()
+                    engine.manifest["hubness_measured_for"] = count
+                    write_json(engine.generation / "index.json", engine.manifest)
+            except (OSError, RuntimeError) as e:
+                raise disk_full(e, root, "the vector file is unchanged") or e
         return count
 
     def refresh(self) -> None:
@@ -536,11 +533,8 @@ class SearchEngine:
                 why = e.strerror if isinstance(e, OSError) and e.strerror else e
                 raise disk_full(e, dest.parent, "no backup was written") or QsearchError(f"cannot write the backup into {dest}: {why}") from None
             raise
-        copy = type(self).open(dest)
-        try:
+        with type(self).open(dest) as copy:
             questions = len(copy)
-        finally:
-            copy.close()
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
         return {"index": str(dest), "questions": questions, "bytes": size, "seconds": round(time.perf_counter() - started, 2)}
 
@@ -685,8 +679,15 @@ class SearchEngine:
             with self._write, generations.writer_lock(self.root), self._parts.reading():
                 self.backend.flush()
 
+    def __enter__(self) -> "SearchEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Write the checkpoint and let go of the backend."""
+        """Write the checkpoint and let go of the backend (``with SearchEngine.open(...) as
+        engine:`` calls it on the way out, an error included)."""
         if self.read_only:
             with self._parts.reading():
                 self.backend.close()

@@ -204,6 +204,17 @@ def test_export_into_a_folder_is_one_line_and_leaves_nothing_beside_it(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "out"]
 
 
+def test_leaving_a_with_block_writes_the_checkpoint_even_after_an_error(tmp_path, corpus_questions):
+    import faiss
+
+    build("faiss", corpus_questions[:20], tmp_path / "idx").close()
+    with pytest.raises(QsearchError, match="k must be"):
+        with SearchEngine.open(tmp_path / "idx") as engine:
+            engine.add([corpus_questions[30]])
+            engine.search([corpus_questions[30]], k=0)
+    assert faiss.read_index(str(engine.generation / "vectors.faiss")).ntotal == len(set(corpus_questions[:20])) + 1
+
+
 def test_another_model_is_refused(engine, tmp_path, tiny_model):
     engine.close()
     with pytest.raises(QsearchError, match="another model"):
