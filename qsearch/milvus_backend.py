@@ -46,6 +46,7 @@ import numpy as np
 from qsearch import hubness
 from qsearch.backend import first_seen
 from qsearch.errors import DiskFull, QsearchError, names_full_disk
+from qsearch.paths import LITE_FILE
 
 CONSISTENCY = "Strong"
 CONNECT_TIMEOUT_S = 10
@@ -546,7 +547,7 @@ class MilvusIndex:
         return [t for t in texts if t not in stored]
 
     def copy_to(self, root: Path, gen: Path, manifest: dict) -> dict:
-        """Copy a Milvus Lite file into the backup folder ``root`` (as ``milvus.db``, which the
+        """Copy a Milvus Lite file into the backup folder ``root`` (as ``LITE_FILE``, which the
         returned manifest names). Milvus Lite opens in one process, this one, so nothing writes
         to it meanwhile. A Milvus server's collections are backed up with Milvus's own tool."""
         if not is_lite(self.uri):
@@ -555,8 +556,8 @@ class MilvusIndex:
                 f"{self.name!r} with Milvus's own backup tool (milvus-backup); `qsearch backup` copies FAISS indexes and Milvus Lite files"
             )
         self.flush()
-        shutil.copytree(self.uri, root / "milvus.db")
-        return {**manifest, "milvus_uri": "milvus.db"}
+        shutil.copytree(self.uri, root / LITE_FILE)
+        return {**manifest, "milvus_uri": LITE_FILE}
 
     def refresh(self) -> None:
         """Nothing to catch up: every read asks the collection with Strong consistency."""

@@ -22,6 +22,7 @@ DATA_DIR = ROOT / "data" if IN_CHECKOUT else PACKAGE_DIR / "bundled"
 DEFAULT_PAIRS = DATA_DIR / PAIRS_FILE
 DEFAULT_CORPUS = DATA_DIR / CORPUS_FILE
 DEFAULT_MODEL = PACKAGE_DIR / "default_model"
+LITE_FILE = "milvus.db"  # an index folder's own Milvus Lite file, unless --milvus-uri names another
 
 
 def _default_index() -> Path:

@@ -41,7 +41,7 @@ from qsearch.files import fsync_dir, fsync_tree
 from qsearch.locks import ReadWriteLock
 from qsearch.errors import DiskFull, QsearchError, disk_full
 from qsearch.manifest import read_manifest, write_json
-from qsearch.paths import DEFAULT_INDEX
+from qsearch.paths import DEFAULT_INDEX, LITE_FILE
 from qsearch.store import Store
 
 INDEX_FORMAT_VERSION = 2  # 2: every question's hubness is stored beside its text
@@ -270,7 +270,7 @@ class SearchEngine:
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise QsearchError(f"{root} is a file, not an index folder")
-        if root.is_dir() and generations.live(root) is None and not all(generations.is_ours(p) for p in root.iterdir()):
+        if root.is_dir() and generations.live(root) is None and not _only_ours(root):
             raise QsearchError(f"{root} exists and is not a qsearch index; pick an empty or new --index folder")
         texts = list(dict.fromkeys(q.strip()[:MAX_QUESTION_CHARS] for q in questions if q and q.strip()))
         if not texts:
@@ -289,7 +289,7 @@ class SearchEngine:
         if backend == "milvus":
             from qsearch.milvus_backend import MilvusIndex, is_lite
 
-            uri = milvus_uri or "milvus.db"  # the default, inside the folder, is recorded relative to it
+            uri = milvus_uri or LITE_FILE  # the default, inside the folder, is recorded relative to it
             if milvus_uri and is_lite(milvus_uri):
                 uri = str(Path(milvus_uri).resolve())
         with generations.writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
@@ -730,6 +730,15 @@ def _upgrade_format_1(gen: Path) -> None:
     Store.add_hub_column(gen / "questions.db")
     manifest["format_version"] = INDEX_FORMAT_VERSION
     write_json(gen / "index.json", manifest)
+
+
+def _only_ours(root: Path) -> bool:
+    """Whether a folder without CURRENT holds only what a killed first build leaves: the
+    engine's own files and, once that build had begun its Milvus Lite collection, the folder's
+    own Lite file beside the writer lock (the next build drops the unfinished collection)."""
+    names = {p.name for p in root.iterdir()}
+    lite = LITE_FILE in names and ".lock" in names
+    return all(generations.is_ours(root / n) or (lite and n == LITE_FILE) for n in names)
 
 
 def _milvus_uri(root: Path, uri: str) -> str:

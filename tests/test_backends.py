@@ -428,6 +428,31 @@ def test_a_milvus_rebuild_killed_part_way_loses_no_question_and_leaves_no_collec
         rebuilt.close()
 
 
+def test_a_first_milvus_build_killed_part_way_leaves_a_folder_the_next_build_takes(tmp_path, corpus_questions):
+    pytest.importorskip("milvus_lite", reason="the Milvus backend needs pip install 'qsearch[milvus]'")
+    source = tmp_path / "questions.txt"
+    source.write_text("\n".join(corpus_questions[:150]))
+    builder = subprocess.Popen([sys.executable, "-c", KILLED_BUILDER, str(tmp_path / "idx"), str(source)], stdout=subprocess.PIPE, text=True)
+    assert builder.stdout.readline()
+    builder.send_signal(signal.SIGKILL)
+    builder.wait(timeout=30)
+    assert (tmp_path / "idx" / "milvus.db").exists() and not (tmp_path / "idx" / "CURRENT").exists()
+    rebuilt = build("milvus", corpus_questions[:100], tmp_path / "idx")
+    try:
+        assert set(rebuilt.backend.all_texts()) == set(corpus_questions[:100])
+        assert len([c for c in rebuilt.backend.client.list_collections() if c.startswith("qsearch_q")]) == 1
+    finally:
+        rebuilt.close()
+
+
+def test_a_folder_holding_only_someone_elses_milvus_lite_file_is_not_built_into(tmp_path, corpus_questions):
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "milvus.db").write_text("theirs")
+    with pytest.raises(QsearchError, match="is not a qsearch index"):
+        build("faiss", corpus_questions[:20], tmp_path / "idx")
+    assert (tmp_path / "idx" / "milvus.db").read_text() == "theirs"
+
+
 def test_a_milvus_index_from_before_aliases_is_rebuilt_under_an_alias_keeping_its_questions(tmp_path, corpus_questions):
     engine = milvus_with_one_added(tmp_path / "idx", corpus_questions[:150])
     client = engine.backend.client
