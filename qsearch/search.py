@@ -293,6 +293,7 @@ class SearchEngine:
             if milvus_uri and is_lite(milvus_uri):
                 uri = str(Path(milvus_uri).resolve())
         with generations.writer_lock(root):  # adds wait here, so none falls between reading the old index and the switch
+            _drop_stale_lite(root)
             previous = _previous(root) if keep_old else _Previous()
             if backend == "milvus" and keep_old and previous.collection != (uri, collection):  # another folder's, or none
                 previous = previous.joined(*MilvusIndex.held(_milvus_uri(root, uri), collection, milvus_token))
@@ -340,6 +341,7 @@ class SearchEngine:
                         store.discard()
                     raise
             generations.switch(root, gen)
+            _drop_stale_lite(root)
         return cls(root, gen, manifest, Encoder.load(gen / "model"), store)
 
     # ---- opening --------------------------------------------------------------------------
@@ -739,6 +741,30 @@ def _only_ours(root: Path) -> bool:
     names = {p.name for p in root.iterdir()}
     lite = LITE_FILE in names and ".lock" in names
     return all(generations.is_ours(root / n) or (lite and n == LITE_FILE) for n in names)
+
+
+def _drop_stale_lite(root: Path) -> None:
+    """Delete the folder's own Milvus Lite file when the live generation does not name it: left
+    by an index that moved to FAISS or to another Milvus, or by a killed first build. Nothing
+    reads it then, and a later Milvus build in the folder must not take back the questions it
+    still holds (one removed since would return). Kept whenever the live manifest is unreadable.
+    Called under the writer lock."""
+    own = root / LITE_FILE
+    if not own.exists():
+        return
+    gen = generations.live(root)
+    if gen is not None:
+        try:
+            manifest = json.loads((gen / "index.json").read_text())
+            uri = manifest.get("milvus_uri") if manifest.get("backend") == "milvus" else None
+        except (OSError, ValueError, AttributeError):
+            return
+        if uri is not None and Path(_milvus_uri(root, uri)).resolve() == own.resolve():
+            return
+    if own.is_dir():  # Milvus Lite 3 keeps a folder under the file's name
+        shutil.rmtree(own, ignore_errors=True)
+    else:
+        own.unlink(missing_ok=True)
 
 
 def _milvus_uri(root: Path, uri: str) -> str:

@@ -445,6 +445,15 @@ def test_a_first_milvus_build_killed_part_way_leaves_a_folder_the_next_build_tak
         rebuilt.close()
 
 
+def test_moving_an_index_from_milvus_lite_to_faiss_and_back_does_not_bring_back_a_removed_question(tmp_path, corpus_questions):
+    build("milvus", corpus_questions[:20], tmp_path / "idx").close()
+    with build("faiss", corpus_questions[:20], tmp_path / "idx") as moved:
+        moved.remove([corpus_questions[0]])
+    assert not (tmp_path / "idx" / "milvus.db").exists()  # nothing names the Lite file any more
+    with build("milvus", corpus_questions[1:5], tmp_path / "idx") as back:
+        assert set(back.backend.all_texts()) == set(corpus_questions[1:20])
+
+
 def test_a_folder_holding_only_someone_elses_milvus_lite_file_is_not_built_into(tmp_path, corpus_questions):
     (tmp_path / "idx").mkdir()
     (tmp_path / "idx" / "milvus.db").write_text("theirs")
