@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 
 
 def _milvus():
+    # gRPC's own log said "Received a GOAWAY ... too_many_pings" on stderr during long Milvus Lite
+    # builds (the client's keepalive pings are throttled, harmlessly); a failed call raises anyway,
+    # and ``_call`` says it in one line. GRPC_VERBOSITY=ERROR in the environment brings it back.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         import pymilvus
     except ImportError:
