@@ -36,7 +36,7 @@ from qsearch.evaluate import duplicate_partners, retrieval_metrics
 from qsearch.hubness import measure_vectors
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_PAIRS
-from qsearch.ranking import candidates, overlaps, rank_for
+from qsearch.ranking import SEARCH_WEIGHTS, candidates, overlaps, rank_for
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 GAMMAS = (0.05, 0.1, 0.15, 0.2, 0.25)
@@ -65,14 +65,17 @@ def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> 
 
 
 def recall_by_weight(
-    queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hubs: dict[str, np.ndarray], lexicon: Lexicon | None
+    queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hubs: dict[str, np.ndarray], lexicon: Lexicon | None,
+    also: tuple[tuple[float, float], ...] = (),
 ) -> dict[str, dict]:
-    """Retrieval metrics for each r(d), beta and gamma, the ``REORDERED`` nearest reordered."""
+    """Retrieval metrics for each r(d), beta and gamma, the ``REORDERED`` nearest reordered;
+    ``also``: more (beta, gamma) pairs of the exact hubness (a model's own search weights)."""
     near = np.argsort(-scores, axis=1)[:, :REORDERED]
     cos = np.take_along_axis(scores, near, axis=1)
     words = np.array([overlaps(lexicon, q, [corpus[i] for i in row]) for q, row in zip(queries, near)])
     rows = [(kind, beta, 0.0) for kind in hubs for beta in (BETAS if kind == "exact" else (0.5,))]
     rows += [("exact", 0.5, gamma) for gamma in (GAMMAS if lexicon is not None else ())]
+    rows += [("exact", beta, gamma) for beta, gamma in also if lexicon is not None]
     out = {}
     for kind, beta, gamma in rows:
         key = cos - beta * hubs[kind][near] + gamma * words
@@ -94,7 +97,7 @@ def first_results(
         counts = {"marked, right": 0, "marked, wrong": 0, "not marked, right": 0, "not marked, wrong": 0}
         for q, rel, row, cols, a in zip(queries, relevant, scores, near, asked):
             rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in cols]
-            first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, encoder.lexicon)[0]
+            first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, encoder.lexicon, SEARCH_WEIGHTS[encoder.pooling])[0]
             verdict = encoder.verdicts([q], [first[2]], [float(a @ known[first[0]])])[0]
             marked = "marked" if verdict > encoder.threshold else "not marked"
             counts[f"{marked}, {'right' if first[0] in rel else 'wrong'}"] += 1

@@ -217,6 +217,11 @@ def train(
     dim: int = typer.Option(_T.model.dim, min=2, help="Vector size."),
     embed_dim: int = typer.Option(_T.model.embed_dim, min=2, help="Word embedding size (the teacher's word vectors are reduced to it)."),
     layers: int = typer.Option(_T.model.layers, min=1, max=4, help="LSTM layers."),
+    pooling: str = typer.Option(
+        _T.model.pooling, help="How a question's LSTM states become its vector: 'attention' (each position weighted by a "
+        "softmax of its state against one learned query; it starts as the mean) or 'mean'. Search weighs hubness and "
+        "shared words by the pooling, as chosen on validation for each."
+    ),
     general_words: int = typer.Option(
         _T.english_words, min=0, help="With a teacher: this many frequent English words join the vocabulary, "
         "each starting from the teacher's vector of it (needs wordfreq, in the teacher extra)."
@@ -270,7 +275,7 @@ def train(
     from qsearch.train import calibrate_and_save, resolve_device, train as run_training
 
     try:
-        model = ModelConfig(embed_dim=embed_dim, dim=dim, layers=layers)
+        model = ModelConfig(embed_dim=embed_dim, dim=dim, layers=layers, pooling=pooling)
     except ValueError as e:
         raise QsearchError(str(e)) from None
     config = replace(
@@ -305,7 +310,7 @@ def train(
     typer.echo(f"model written to {out}")
 
 
-_MODEL_OPTIONS = ("dim", "embed_dim", "layers")
+_MODEL_OPTIONS = ("dim", "embed_dim", "layers", "pooling")
 _TRAIN_OPTIONS = {
     "data": "data", "corpus": "corpus", "epochs": "epochs", "distill_epochs": "distill_epochs", "distill": "distill", "distill_weight": "distill_weight",
     "similarity_weight": "similarity_weight", "mined_weight": "mined_weight", "memory_weight": "memory_weight", "silver_cosine": "silver_cosine", "silver_weight": "silver_weight", "detail_pairs": "detail_pairs",

@@ -9,6 +9,8 @@ from pathlib import Path
 from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
 
 DISTILL_KINDS = ("similarity", "projection")
+POOLINGS = ("mean", "attention")
+POOL_QUERY = "pool_query"  # the attention pooling's query vector, in the weights
 SELECT_BY = ("recall@1", "roc_auc")  # validation measures that pick the kept epoch
 MAX_NEIGHBOURS = 100  # --map-neighbours: each text's neighbours are an (n, k) table, beyond this too large for a laptop on big data
 
@@ -24,8 +26,11 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.1
     max_len: int = 64
+    pooling: str = "mean"  # mean over real tokens, or attention: weights softmax(q . h_t) over them (q starts at 0: the mean)
 
     def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling is one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         if self.bidirectional and self.dim % 2:
             raise ValueError("a bidirectional encoder needs an even dim")
         if self.layers < 1:
@@ -43,7 +48,7 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> "ModelConfig":
         """Read a manifest's ``model`` entry; models saved before ``layers`` existed had one."""
         names = {f.name for f in fields(cls)}
-        return cls(**{"layers": 1, **{k: v for k, v in data.items() if k in names}})
+        return cls(**{"layers": 1, "pooling": "mean", **{k: v for k, v in data.items() if k in names}})
 
 
 @dataclass

@@ -19,7 +19,10 @@ other words at least as well by the model's own embedding rows.
 From format 6 a manifest may give verdicts a word gap (``"word_gap"``, its weight): a pair's
 verdict is its cosine less that weight times how far the words one question lacks are from
 the other's (``qsearch.word_gap``), so near-misses that differ in one word score lower.
-The LSTM
+From format 7 the manifest's model may pool by attention (``"pooling": "attention"``, with
+the weight ``pool_query``): each real position's state weighted by softmax(q . h_t) over the
+question, where older models take the mean; an older qsearch refuses such a model rather than
+read it as a mean. The LSTM
 runs as in torch (gate order i, f, g, o). The first layer's input projection is linear, so
 each distinct token of an ``encode`` call is projected once (a token made of pieces is the
 mean of its pieces' projections) and each step gathers its rows, then does one small matmul.
@@ -33,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from qsearch.alignment import OUTPUT_WEIGHT
-from qsearch.config import ModelConfig
+from qsearch.config import POOL_QUERY, ModelConfig
 from qsearch.errors import QsearchError
 from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
@@ -44,8 +47,8 @@ from qsearch.word_gap import WordGap
 from qsearch.word_meaning import WordMeaning
 from qsearch.word_pairs import WordPairs
 
-MODEL_FORMAT_VERSION = 6  # 6: verdicts may subtract the word gap; 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
-READABLE_VERSIONS = (2, 3, 4, 5, 6)
+MODEL_FORMAT_VERSION = 7  # 7: may pool by attention; 6: verdicts may subtract the word gap; 5: may read unknown words with spelling correction; 4: the pair map kept apart; 3: int8 embedding rows; 2 (float16 throughout) still loads
+READABLE_VERSIONS = (2, 3, 4, 5, 6, 7)
 EMBEDDING = "embedding.weight"
 EMBEDDING_SCALE = "embedding.scale"
 _HINT = "train one with `qsearch train --out DIR` or omit --model to use the bundled one"
@@ -110,12 +113,16 @@ class Encoder:
         self.dim: int = cfg.dim
         self.max_len: int = cfg.max_len
         self.hidden: int = cfg.hidden
+        self.pooling: str = cfg.pooling
         self._emb = np.asarray(weights[EMBEDDING], dtype=np.float32)  # no copy of a float32 table
         if self._emb.shape != (len(vocab), cfg.embed_dim):
             raise QsearchError("model weights do not match its vocabulary; retrain the model")
         meaning = WordMeaning.of(vocab, self._emb, lexicon) if spelling == SPELLING_CHECKED_NAME else None
         self.vocab = vocab.reading(spelling is not None, vocab.context if in_context else None, real_words, meaning)
         self._layers = [self._fused_layer(weights, n, 2 if cfg.bidirectional else 1) for n in range(cfg.layers)]
+        self._pool_query = weights[POOL_QUERY].astype(np.float32) if cfg.pooling == "attention" else None
+        if self._pool_query is not None and self._pool_query.shape != (cfg.dim,):
+            raise QsearchError(f"model's pooling query is {self._pool_query.shape}, not ({cfg.dim},); retrain the model")
         self._output = weights[OUTPUT_WEIGHT].astype(np.float32) if OUTPUT_WEIGHT in weights else None
         if self._output is not None and self._output.shape != (cfg.dim, cfg.dim):
             raise QsearchError(f"model's output map is {self._output.shape}, not ({cfg.dim}, {cfg.dim}); retrain the model")
@@ -324,7 +331,8 @@ class Encoder:
         return rows, table
 
     def _encode_sorted(self, rows: list[list[int]], lengths: np.ndarray, table: np.ndarray) -> np.ndarray:
-        """Mean top-layer LSTM output of sequences sorted by length, longest first.
+        """Pooled top-layer LSTM output of sequences sorted by length, longest first: the mean
+        over real positions, or their attention-weighted sum (``ModelConfig.pooling``).
 
         ``rows`` index ``table`` (see ``_token_tables``). At step t the forward direction reads
         position t and the backward one position length - 1 - t, in one fused step; rows
@@ -343,6 +351,7 @@ class Encoder:
         for n, (w_in, bias, w_hh) in enumerate(self._layers):
             dirs = len(w_hh)
             last = n == len(self._layers) - 1
+            summed = last and self._pool_query is None  # the mean needs only a running sum; attention every position
             if n == 0:
                 projected, where = table, forward
             else:  # deeper layers read the layer below: project every position
@@ -357,6 +366,7 @@ class Encoder:
             gates = np.empty((dirs, b, 4 * h), dtype=np.float32)
             scratch = np.empty((dirs, b, h), dtype=np.float32)
             out = None if last else np.zeros((b, t_max, dirs * h), dtype=np.float32)
+            by_step = np.zeros((dirs, t_max, b, h), dtype=np.float32) if last and not summed else None  # attention: every state
             k = -1
             for t in range(t_max):
                 if active[t] != k:  # fewer rows from here on: new views (a handful per batch)
@@ -373,11 +383,36 @@ class Encoder:
                 c += tmp
                 np.tanh(c, out=tmp)
                 np.multiply(o_g, tmp, out=st)
-                if last:
+                if summed:
                     tot += st
+                elif last:
+                    by_step[:, t, :k] = st
                 else:
                     out[:k, t, :h] = st[0]
                     if dirs == 2:
                         out[rowsel[:k, 0], mirrored[:k, t], h:] = st[1]
-            x = total.transpose(1, 0, 2).reshape(b, dirs * h) if last else out
-        return x / lengths[:, None].astype(np.float32)
+            x = out
+        if by_step is not None:
+            return self._attention(by_step, lengths, mirrored)
+        return total.transpose(1, 0, 2).reshape(b, -1) / lengths[:, None].astype(np.float32)
+
+    def _attention(self, by_step: np.ndarray, lengths: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+        """Attention pooling of the top layer's states, kept by step as (directions, t, b, h):
+        the forward direction's step t is position t, the backward one's position length - 1 - t
+        (``mirrored``), so a position's score adds the two and each direction's sum reads its
+        weights in its own order. Padding gets no weight (its states are zeros too)."""
+        dirs, t_max, b, h = by_step.shape
+        query = self._pool_query.reshape(dirs, 1, h, 1)
+        step_scores = (by_step @ query)[..., 0].transpose(0, 2, 1)  # (directions, b, step)
+        scores = step_scores[0].copy()
+        if dirs == 2:
+            scores += np.take_along_axis(step_scores[1], mirrored, axis=1)
+        real = np.arange(t_max)[None, :] < lengths[:, None]
+        scores[~real] = -np.inf
+        scores -= scores.max(axis=1, keepdims=True)
+        weights = np.exp(scores)
+        weights /= weights.sum(axis=1, keepdims=True)
+        pooled = [np.einsum("bt,tbh->bh", weights, by_step[0])]
+        if dirs == 2:
+            pooled.append(np.einsum("bt,tbh->bh", np.take_along_axis(weights, mirrored, axis=1) * real, by_step[1]))
+        return np.concatenate(pooled, axis=1)

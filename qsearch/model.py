@@ -1,4 +1,5 @@
-"""The trainable Siamese encoder (torch): embedding -> LSTM -> masked mean -> L2 norm.
+"""The trainable Siamese encoder (torch): embedding -> LSTM -> pooling over the real tokens
+(their mean, or attention: softmax(q . h_t) weights) -> L2 norm.
 
 Only training imports this module; inference runs the same maths in numpy (``qsearch.encoder``)
 so that a query never pays torch's two-second import.
@@ -27,6 +28,8 @@ class LSTMEncoder(nn.Module):
         self.lstm = nn.LSTM(
             config.embed_dim, config.hidden, num_layers=config.layers, batch_first=True, bidirectional=config.bidirectional
         )
+        if config.pooling == "attention":
+            self.pool_query = nn.Parameter(torch.zeros(config.dim))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``ids`` (b, t, pieces) padded with 0, ``lengths`` (b,) >= 1 -> (b, dim) unit vectors.
@@ -53,9 +56,18 @@ class LSTMEncoder(nn.Module):
             longest = int(chunk_lengths[0])
             packed = pack_padded_sequence(x[rows.to(x.device), :longest], chunk_lengths, batch_first=True)
             out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=longest)
-            means.append(out.sum(dim=1) / chunk_lengths.to(out.device).unsqueeze(1).to(out.dtype))
+            means.append(self._pool(out, chunk_lengths.to(out.device)))
         mean = torch.cat(means)[torch.argsort(order).to(x.device)]
         return nn.functional.normalize(mean, dim=1)
+
+    def _pool(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(b, t, dim) LSTM outputs -> (b, dim): the mean over each row's real positions, or with
+        attention pooling their softmax(q . h_t)-weighted sum (padding gets no weight)."""
+        if self.config.pooling == "mean":
+            return out.sum(dim=1) / lengths.unsqueeze(1).to(out.dtype)
+        real = torch.arange(out.shape[1], device=out.device).unsqueeze(0) < lengths.unsqueeze(1)
+        weights = torch.softmax((out @ self.pool_query).masked_fill(~real, float("-inf")), dim=1)
+        return (weights.unsqueeze(2) * out).sum(dim=1)
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
         """A copy of the state dict as float32 numpy arrays, the form ``Encoder`` saves and runs."""

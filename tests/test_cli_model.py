@@ -15,7 +15,7 @@ def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     result = run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "64", "--teacher", "none", "--threads", "1")
     assert "training on cpu, 1 CPU thread\n" in result.stderr
     manifest = json.loads((out / "model.json").read_text())
-    assert manifest["format_version"] == 6 and manifest["model"]["dim"] == 16
+    assert manifest["format_version"] == 7 and manifest["model"]["dim"] == 16
     assert manifest["training"]["teacher"]["name"] is None
     assert manifest["training"]["threads"] == 1
     assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64

@@ -43,20 +43,29 @@ def test_torch_module_masks_padding_too(tiny_model):
     assert torch.allclose(alone, padded, atol=1e-6)
 
 
-def random_twin(encoder: Encoder, layers: int, bidirectional: bool = True) -> Encoder:
-    """An encoder with the tiny model's vocabulary and another LSTM shape, of random weights."""
-    config = ModelConfig.from_dict({**encoder.manifest["model"], "layers": layers, "bidirectional": bidirectional})
+def random_twin(encoder: Encoder, layers: int, bidirectional: bool = True, pooling: str = "attention") -> Encoder:
+    """An encoder with the tiny model's vocabulary and another LSTM shape, of random weights
+    (an attention pooling's query too, so that its weights are far from the mean's)."""
+    config = ModelConfig.from_dict({**encoder.manifest["model"], "layers": layers, "bidirectional": bidirectional, "pooling": pooling})
     torch.manual_seed(0)
-    weights = {k: v.numpy() for k, v in LSTMEncoder(config).state_dict().items()}
+    module = LSTMEncoder(config)
+    if pooling == "attention":
+        torch.nn.init.normal_(module.pool_query, std=3.0)
+    weights = {k: v.detach().numpy() for k, v in module.state_dict().items()}
     return Encoder({**encoder.manifest, "model": config.to_dict()}, encoder.vocab, weights)
 
 
-@pytest.mark.parametrize("shape", ["trained", "2 layers", "1 layer, one direction", "2 layers, one direction"])
+SHAPES = ["2 layers", "1 layer, one direction", "2 layers, one direction", "1 layer, mean pooling"]
+
+
+@pytest.mark.parametrize("shape", ["trained", *SHAPES])
 def test_numpy_inference_matches_the_torch_module(tiny_model, shape):
-    """Both directions run fused in one numpy step; each shape must still equal torch's LSTM."""
+    """Both directions run fused in one numpy step, and attention pooling reads the backward
+    direction's states in its own order; each shape must still equal torch's LSTM."""
     encoder = Encoder.load(tiny_model)
     if shape != "trained":
-        encoder = random_twin(encoder, layers=int(shape[0]), bidirectional="one direction" not in shape)
+        pooling = "mean" if "mean" in shape else "attention"
+        encoder = random_twin(encoder, layers=int(shape[0]), bidirectional="one direction" not in shape, pooling=pooling)
     module = torch_module(encoder)
     texts = ["How old are you?", "Which is the best laptop under 500 dollars for programming?", "Why?"]
     with torch.no_grad():
@@ -113,8 +122,8 @@ def test_a_model_saved_in_float16_by_an_older_qsearch_still_loads(tiny_model, tm
     (old / "model.json").write_text(json.dumps({**manifest, "format_version": 2}))
     texts = ["How do I learn Python?", "Is Mars habitable?"]
     assert np.allclose(Encoder.load(old).encode(texts), trained.encode(texts), atol=2e-3)
-    (old / "model.json").write_text(json.dumps({**manifest, "format_version": 7}))
-    with pytest.raises(QsearchError, match="format version 7, this qsearch reads 2, 3, 4, 5 or 6"):
+    (old / "model.json").write_text(json.dumps({**manifest, "format_version": 8}))
+    with pytest.raises(QsearchError, match="format version 8, this qsearch reads 2, 3, 4, 5, 6 or 7"):
         Encoder.load(old)
 
 
