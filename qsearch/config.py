@@ -26,7 +26,7 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.1
     max_len: int = 64
-    pooling: str = "mean"  # mean over real tokens, or attention: weights softmax(q . h_t) over them (q starts at 0: the mean)
+    pooling: str = "attention"  # mean over real tokens, or attention: weights softmax(q . h_t) over them (q starts at 0: the mean)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:

@@ -11,7 +11,7 @@ from qsearch import Encoder, QsearchError, SearchEngine
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.data import load_pairs, split_pairs
 from qsearch.hubness import HUB_NEIGHBOURS
-from qsearch.ranking import HUB_WEIGHT, LEXICAL_WEIGHT, rank
+from qsearch.ranking import SEARCH_WEIGHTS, rank
 from qsearch.text import tokenize
 from qsearch.train import train
 
@@ -50,15 +50,16 @@ def test_build_stores_each_questions_mean_cosine_to_its_ten_nearest_others(engin
     assert np.allclose([hubs[t] for t in texts], want, atol=1e-5)
 
 
-def test_results_are_ordered_by_cosine_less_half_the_hubness_plus_shared_rare_words(engine, corpus_questions):
+def test_results_are_ordered_by_cosine_less_the_hubness_plus_shared_rare_words_at_the_models_weights(engine, corpus_questions):
     hubs, lexicon = stored_hubs(engine), engine.encoder.lexicon
+    hub_weight, word_weight = SEARCH_WEIGHTS[engine.encoder.pooling]
     by_hub = by_words = 0
     for question in corpus_questions[200:260]:
         [matches] = engine.search([question], k=10)
         words = lexicon.overlaps(question, [m.text for m in matches])
         cosines = search_cosines(engine.encoder, question, [m.text for m in matches]).tolist()
-        hub_only = [c - HUB_WEIGHT * hubs[m.text] for c, m in zip(cosines, matches)]
-        ranking = [h + LEXICAL_WEIGHT * w for h, w in zip(hub_only, words)]
+        hub_only = [c - hub_weight * hubs[m.text] for c, m in zip(cosines, matches)]
+        ranking = [h + word_weight * w for h, w in zip(hub_only, words)]
         assert np.all(np.diff(ranking) <= 1e-5)
         by_hub += cosines != sorted(cosines, reverse=True)
         by_words += hub_only != sorted(hub_only, reverse=True)
@@ -97,7 +98,7 @@ def test_a_model_without_word_counts_ranks_by_hubness_alone(tmp_path, corpus_que
     hubs = stored_hubs(engine)
     [matches] = engine.search([corpus_questions[250]], k=10)
     cosines = search_cosines(engine.encoder, corpus_questions[250], [m.text for m in matches])
-    ranking = [c - HUB_WEIGHT * hubs[m.text] for c, m in zip(cosines, matches)]
+    ranking = [c - SEARCH_WEIGHTS[engine.encoder.pooling][0] * hubs[m.text] for c, m in zip(cosines, matches)]
     assert np.all(np.diff(ranking) <= 1e-5)
     engine.close()
 

@@ -272,7 +272,6 @@ def test_the_bundled_model_reads_a_typo_that_spells_a_word_by_its_neighbours():
 def test_the_bundled_model_leaves_a_rare_word_that_fits_its_question_as_written():
     encoder = Encoder.load()
     assert encoder.read_as("What is your review of 2014 Winter Olympics in Sochi?") == {}, "the bigrams alone say 'kochi'"
-    assert encoder.read_as("How can I earn millions from home?") == {}, "the bigrams alone say 'billions'"
     assert encoder.read_as("How do I stop my dog from pulling on the leash?") == {}, "the bigrams alone say 'least'"
 
 
