@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from qsearch import Encoder
+from qsearch.encoder import MODEL_FORMAT_VERSION
 from qsearch.errors import QsearchError
 from qsearch.config import ModelConfig, TrainConfig
 from qsearch.model import LSTM_CHUNK, LSTMEncoder, batch_tensors
@@ -157,6 +158,7 @@ def test_the_bundled_model_is_what_the_default_recipe_trains():
     """The README says `qsearch train --teacher minilm` with every option at its default writes
     the bundled model: its recorded shape and recipe must be today's defaults."""
     manifest = Encoder.load().manifest
+    assert manifest["format_version"] == MODEL_FORMAT_VERSION, "an older qsearch must refuse what it cannot read"
     defaults = TrainConfig()
     recipe = {f.name: getattr(defaults, f.name) for f in fields(TrainConfig) if f.name not in ("data", "corpus", "model", "threads")}
     assert {name: manifest["training"][name] for name in recipe} == recipe
