@@ -24,7 +24,6 @@ from qsearch.hubness import HUB_NEIGHBOURS
 from qsearch.lexical import Lexicon
 
 SEARCH_WEIGHTS = {"mean": (0.5, 0.15), "attention": (0.75, 0.25)}  # (hubness, word overlap) for a model's pooling
-HUB_WEIGHT, LEXICAL_WEIGHT = SEARCH_WEIGHTS["mean"]
 EXTRA_CANDIDATES = 10  # results fetched beyond k, for the reordering to choose from
 SAME_QUESTION = 1.0 - 1e-4  # a cosine this high is the query itself, which always stays first
 

@@ -1,5 +1,6 @@
-"""Search ranks by cosine, less half the neighbour's hubness (CSLS), plus a little of the rare
-words they share; the scores and verdicts are the verdict space's cosines."""
+"""Search ranks by cosine, less a share of the neighbour's hubness (CSLS), plus a share of the
+rare words they share, both shares set by how the model pools (``SEARCH_WEIGHTS``); the scores
+and verdicts are the verdict space's cosines."""
 
 import json
 import sqlite3
@@ -64,6 +65,23 @@ def test_results_are_ordered_by_cosine_less_the_hubness_plus_shared_rare_words_a
         by_hub += cosines != sorted(cosines, reverse=True)
         by_words += hub_only != sorted(hub_only, reverse=True)
     assert by_hub and by_words, "on 60 real questions both terms should change some order"
+
+
+def test_a_mean_pooled_model_ranks_with_the_weights_chosen_for_the_mean(tmp_path, corpus_questions):
+    bundled = Encoder.load()
+    weights = {k: v for k, v in bundled.weights.items() if k != "pool_query"}
+    manifest = {**bundled.manifest, "model": {**bundled.manifest["model"], "pooling": "mean"}}
+    mean = Encoder(manifest, bundled.vocab, weights, bundled.lexicon)
+    assert (bundled.pooling, mean.pooling) == ("attention", "mean") and SEARCH_WEIGHTS["mean"] != SEARCH_WEIGHTS["attention"]
+    engine = SearchEngine.build(corpus_questions[:200], mean, tmp_path / "idx")
+    hubs, hub_weight, word_weight = stored_hubs(engine), *SEARCH_WEIGHTS["mean"]
+    for question in corpus_questions[200:230]:
+        [matches] = engine.search([question], k=10)
+        words = mean.lexicon.overlaps(question, [m.text for m in matches])
+        cosines = search_cosines(engine.encoder, question, [m.text for m in matches])
+        ranking = [c - hub_weight * hubs[m.text] + word_weight * w for c, m, w in zip(cosines, matches, words)]
+        assert np.all(np.diff(ranking) <= 1e-5)
+    engine.close()
 
 
 def test_rare_shared_words_weigh_more_than_common_ones():
