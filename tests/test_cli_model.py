@@ -12,10 +12,11 @@ from conftest import project_version, run_cli
 @pytest.mark.slow
 def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     out = tmp_path / "model"
-    result = run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "64", "--teacher", "none", "--threads", "1")
+    result = run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "64", "--teacher", "none", "--threads", "1", "--pooling", "mean")
     assert "training on cpu, 1 CPU thread\n" in result.stderr
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["format_version"] == 7 and manifest["model"]["dim"] == 16
+    assert manifest["model"]["pooling"] == "mean" and Encoder.load(out).pooling == "mean"
     assert manifest["training"]["teacher"]["name"] is None
     assert manifest["training"]["threads"] == 1
     assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64
