@@ -96,7 +96,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     scores, found = index.search(system.encode(qs), ranking.candidates(10) + 1)
     rows = [[(i, s, corpus[i], hubs[i]) for s, i in zip(row_s, row_i) if i != position.get(q, -2)] for q, row_s, row_i in zip(qs, scores, found)]
     plain = np.array([[r[0] for r in row[:10]] for row in rows])
-    weights = ranking.SEARCH_WEIGHTS[getattr(system, "pooling", "mean")]  # MiniLM's order: the mean pooling's weights, as before
+    weights = getattr(system, "search_weights", ranking.SEARCH_WEIGHTS["mean"])  # MiniLM's order: the mean pooling's weights, as before
     ranked = np.array([[r[0] for r in ranking.rank_for(q, row, 10, lexicon, weights)] for q, row in zip(qs, rows)])
     retrieval = retrieval_metrics(ranked, [relevant[q] for q in qs])
     retrieval_plain = retrieval_metrics(plain, [relevant[q] for q in qs])

@@ -39,7 +39,6 @@ from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.evaluate import choose_threshold, classification_metrics, pair_scores, roc_auc
 from qsearch.hubness import measure_vectors
 from qsearch.paths import DEFAULT_CORPUS, DEFAULT_PAIRS
-from qsearch.ranking import SEARCH_WEIGHTS
 from qsearch.teacher import load_teacher, teacher_spec
 from qsearch.train import refit_output_map
 
@@ -57,7 +56,7 @@ def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict)
     search = {}
     for name in ("validation", "test"):
         queries, relevant, scores = searches(encoder, parts[name], corpus, vectors)
-        hub, words = SEARCH_WEIGHTS[encoder.pooling] if encoder.lexicon is not None else (SEARCH_WEIGHTS[encoder.pooling][0], 0.0)
+        hub, words = encoder.search_weights[0], encoder.search_weights[1] if encoder.lexicon is not None else 0.0
         search[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon, ((hub, words),))[f"exact {hub} {words}"]
     val, test = scored(encoder, parts["validation"]), scored(encoder, parts["test"])
     threshold = choose_threshold(*val)["accuracy"]

@@ -33,7 +33,7 @@ from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
 from qsearch.hubness import measure_vectors
 from qsearch.paths import DEFAULT_PAIRS
-from qsearch.ranking import SEARCH_WEIGHTS, rank_for
+from qsearch.ranking import rank_for
 
 FIELDS = ("query", "first_result", "first_cosine", "duplicate", "duplicate_cosine", "duplicate_rank", "same")
 
@@ -56,7 +56,7 @@ def misses(encoder: Encoder, part: str) -> tuple[int, list[dict]]:
     for query, rel, row in zip(queries, relevant, scores):
         near = np.argsort(-row)[:REORDERED]
         rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in near]
-        ranked = rank_for(query, rows, 10, encoder.lexicon, SEARCH_WEIGHTS[encoder.pooling])
+        ranked = rank_for(query, rows, 10, encoder.lexicon, encoder.search_weights)
         if ranked[0][0] in rel:
             continue
         dup = max(rel, key=lambda i: row[i])

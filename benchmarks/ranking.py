@@ -36,7 +36,7 @@ from qsearch.evaluate import duplicate_partners, retrieval_metrics
 from qsearch.hubness import measure_vectors
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_PAIRS
-from qsearch.ranking import SEARCH_WEIGHTS, candidates, overlaps, rank_for
+from qsearch.ranking import candidates, overlaps, rank_for
 
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 GAMMAS = (0.05, 0.1, 0.15, 0.2, 0.25)
@@ -97,7 +97,7 @@ def first_results(
         counts = {"marked, right": 0, "marked, wrong": 0, "not marked, right": 0, "not marked, wrong": 0}
         for q, rel, row, cols, a in zip(queries, relevant, scores, near, asked):
             rows = [(int(i), float(row[i]), corpus[i], float(hub[i])) for i in cols]
-            first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, encoder.lexicon, SEARCH_WEIGHTS[encoder.pooling])[0]
+            first = rows[0] if order == "cosine order" else rank_for(q, rows, 1, encoder.lexicon, encoder.search_weights)[0]
             verdict = encoder.verdicts([q], [first[2]], [float(a @ known[first[0]])])[0]
             marked = "marked" if verdict > encoder.threshold else "not marked"
             counts[f"{marked}, {'right' if first[0] in rel else 'wrong'}"] += 1

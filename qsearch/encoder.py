@@ -41,6 +41,7 @@ from qsearch.errors import QsearchError
 from qsearch.lexical import Lexicon
 from qsearch.manifest import read_manifest, write_json
 from qsearch.pair_map import PAIR_WEIGHT
+from qsearch.ranking import SEARCH_WEIGHTS
 from qsearch.paths import DEFAULT_MODEL
 from qsearch.text import REAL_WORD_PRIOR, SPELLING_CHECKED_NAME, SPELLING_IN_CONTEXT_NAME, SPELLING_NAME, SPELLING_REAL_WORDS_NAME, Vocabulary
 from qsearch.word_gap import WordGap
@@ -215,6 +216,11 @@ class Encoder:
         if self.vocab.context is not None:
             self.manifest["word_pairs"] = self.vocab.context.save(path)
         write_json(path / "model.json", self.manifest)
+
+    @property
+    def search_weights(self) -> tuple[float, float]:
+        """Search's weights of hubness and shared words for this model's pooling (``qsearch.ranking``)."""
+        return SEARCH_WEIGHTS[self.pooling]
 
     @property
     def has_pair_map(self) -> bool:

@@ -40,10 +40,10 @@ def overlaps(lexicon: Lexicon | None, question: str, texts: list[str]) -> list[f
     return lexicon.overlaps(question, texts) if lexicon is not None else [0.0] * len(texts)
 
 
-def rank(rows: list[Row], k: int, overlap: list[float] | None = None, weights: tuple[float, float] = SEARCH_WEIGHTS["mean"]) -> list[Row]:
+def rank(rows: list[Row], k: int, overlap: list[float] | None, weights: tuple[float, float]) -> list[Row]:
     """The best ``k`` of one query's (id, score, text, hub) rows, given each row's word overlap
-    with the query (none: 0): the query's own stored copy first, then by the formula above with
-    ``weights`` (hubness, word overlap)."""
+    with the query (None: 0): the query's own stored copy first, then by the formula above with
+    ``weights`` (hubness, word overlap: the model's ``Encoder.search_weights``)."""
     overlap = overlap or [0.0] * len(rows)
     hub, words = weights
     keyed = sorted(
@@ -53,6 +53,6 @@ def rank(rows: list[Row], k: int, overlap: list[float] | None = None, weights: t
     return [row for row, _ in keyed[:k]]
 
 
-def rank_for(question: str, rows: list[Row], k: int, lexicon: Lexicon | None, weights: tuple[float, float] = SEARCH_WEIGHTS["mean"]) -> list[Row]:
+def rank_for(question: str, rows: list[Row], k: int, lexicon: Lexicon | None, weights: tuple[float, float]) -> list[Row]:
     """``rank`` of ``question``'s rows, each row's word overlap with it measured by ``lexicon``."""
     return rank(rows, k, overlaps(lexicon, question, [row[2] for row in rows]), weights)

@@ -590,8 +590,7 @@ class SearchEngine:
         """Each query's best ``k`` rows as matches, scored by their verdict cosines (see ``search_vectors``)."""
         threshold = self.threshold if threshold is None else threshold
         lexicon = self.encoder.lexicon
-        weights = ranking.SEARCH_WEIGHTS[self.encoder.pooling]
-        best = [ranking.rank_for(q, row, k, lexicon, weights) for q, row in zip(questions, rows)]
+        best = [ranking.rank_for(q, row, k, lexicon, self.encoder.search_weights) for q, row in zip(questions, rows)]
         scores = [[r[1] for r in rs] for rs in best]
         if self.encoder.has_pair_map:
             found = [r[0] for rs in best for r in rs]

@@ -158,7 +158,7 @@ def test_without_a_pair_map_search_and_verdicts_share_one_space(tmp_path, corpus
 
 def test_a_stored_question_asked_again_comes_first_whatever_its_hubness():
     own, hub_neighbour = (1, 1.0, "q", 0.99), (2, 0.97, "near", 0.2)
-    assert rank([hub_neighbour, own], 2)[0] == own
+    assert rank([hub_neighbour, own], 2, None, SEARCH_WEIGHTS["attention"])[0] == own
 
 
 def test_an_added_question_stores_its_hubness_against_the_index_then(engine):
