@@ -170,10 +170,8 @@ def _previous(root: Path) -> _Previous:
     gen = generations.live(root)
     if gen is None:
         return _Previous()
-    try:
-        backend = json.loads((gen / "index.json").read_text()).get("backend", "faiss")
-    except (OSError, ValueError, AttributeError):
-        backend = None
+    manifest = _recorded(gen)
+    backend = manifest.get("backend", "faiss") if manifest is not None else None
     try:
         if backend == "faiss":
             return _Previous(*FaissIndex.stored_texts(gen), faiss=True)
@@ -734,6 +732,16 @@ def _upgrade_format_1(gen: Path) -> None:
     write_json(gen / "index.json", manifest)
 
 
+def _recorded(gen: Path) -> dict | None:
+    """A generation's ``index.json`` as written, unchecked, or None where it cannot be read as
+    an object: what a rebuild needs to know of an index that may no longer open."""
+    try:
+        manifest = json.loads((gen / "index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def _only_ours(root: Path) -> bool:
     """Whether a folder without CURRENT holds only what a killed first build leaves: the
     engine's own files and, once that build had begun its Milvus Lite collection, the folder's
@@ -754,11 +762,10 @@ def _drop_stale_lite(root: Path) -> None:
         return
     gen = generations.live(root)
     if gen is not None:
-        try:
-            manifest = json.loads((gen / "index.json").read_text())
-            uri = manifest.get("milvus_uri") if manifest.get("backend") == "milvus" else None
-        except (OSError, ValueError, AttributeError):
+        manifest = _recorded(gen)
+        if manifest is None:
             return
+        uri = manifest.get("milvus_uri") if manifest.get("backend") == "milvus" else None
         if uri is not None and Path(_milvus_uri(root, uri)).resolve() == own.resolve():
             return
     if own.is_dir():  # Milvus Lite 3 keeps a folder under the file's name
