@@ -30,7 +30,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling is one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+            shown = self.pooling if len(self.pooling) <= 40 else self.pooling[:40] + "..."
+            raise ValueError(f"pooling is one of {', '.join(POOLINGS)}, not {shown!r}")
         if self.bidirectional and self.dim % 2:
             raise ValueError("a bidirectional encoder needs an even dim")
         if self.layers < 1:
