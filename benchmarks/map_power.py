@@ -56,7 +56,7 @@ def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict)
     search = {}
     for name in ("validation", "test"):
         queries, relevant, scores = searches(encoder, parts[name], corpus, vectors)
-        hub, words = encoder.search_weights[0], encoder.search_weights[1] if encoder.lexicon is not None else 0.0
+        hub, words = encoder.search_weights
         search[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon, ((hub, words),))[f"exact {hub} {words}"]
     val, test = scored(encoder, parts["validation"]), scored(encoder, parts["test"])
     threshold = choose_threshold(*val)["accuracy"]

@@ -75,7 +75,7 @@ def recall_by_weight(
     words = np.array([overlaps(lexicon, q, [corpus[i] for i in row]) for q, row in zip(queries, near)])
     rows = [(kind, beta, 0.0) for kind in hubs for beta in (BETAS if kind == "exact" else (0.5,))]
     rows += [("exact", 0.5, gamma) for gamma in (GAMMAS if lexicon is not None else ())]
-    rows += [("exact", beta, gamma) for beta, gamma in also if lexicon is not None]
+    rows += [("exact", beta, gamma) for beta, gamma in also]
     out = {}
     for kind, beta, gamma in rows:
         key = cos - beta * hubs[kind][near] + gamma * words
