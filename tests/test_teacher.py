@@ -15,7 +15,7 @@ from qsearch.lexical import Lexicon
 from qsearch.loss import projection_distillation_loss, similarity_distillation_loss
 from qsearch.model import LSTMEncoder, batch_tensors
 from qsearch.objectives import Batch, MemoryNegatives, MinedNegatives
-from qsearch.teacher import cached_encode
+from qsearch.teacher import EnsembleTeacher, cached_encode, teacher_spec
 from qsearch.text import Vocabulary
 from qsearch.train import train
 from qsearch.word_init import initial_embeddings, pca
@@ -50,6 +50,46 @@ def test_teacher_vectors_are_cached_on_disk_and_read_back(tmp_path):
     assert np.array_equal(first, second) and "encoded 3 questions" in lines[0] and "from the cache" in lines[1]
     cached_encode(HashTeacher(), texts[:2], "questions", tmp_path, lines.append)
     assert "encoded 2 questions" in lines[2], "other texts are another cache entry"
+
+
+class ShiftedHashTeacher(HashTeacher):
+    """A second stand-in that disagrees with the first: each word's bucket moved by 7."""
+
+    name = "hash-bag-of-words-48-shifted"
+
+    def encode(self, texts: list[str]):
+        return np.roll(super().encode(texts), 7, axis=1) + np.eye(48, dtype=np.float32)[0]
+
+
+def test_an_ensembles_cosine_is_the_mean_of_its_members_cosines(tmp_path):
+    texts = ["How old are you?", "What is your age?", "How do I learn Python quickly?"]
+    members = [HashTeacher(), ShiftedHashTeacher()]
+    vectors = EnsembleTeacher(members).encode(texts)
+    assert vectors.shape == (3, 96) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    unit = [m.encode(texts) / np.linalg.norm(m.encode(texts), axis=1, keepdims=True) for m in members]
+    assert np.allclose(vectors @ vectors.T, (unit[0] @ unit[0].T + unit[1] @ unit[1].T) / 2, atol=1e-6)
+
+
+def test_an_ensemble_reads_each_members_vectors_from_that_members_own_cache(tmp_path):
+    texts = ["How old are you?", "What is your age?", "Why?"]
+    lines = []
+    alone = cached_encode(HashTeacher(), texts, "questions", tmp_path, lines.append)
+    together = cached_encode(EnsembleTeacher([HashTeacher(), ShiftedHashTeacher()]), texts, "questions", tmp_path, lines.append)
+    assert "hash-bag-of-words-48: vectors of 3 questions from the cache" in lines[1]
+    assert "hash-bag-of-words-48-shifted: encoded 3 questions" in lines[2]
+    assert np.allclose(together[:, :48] * np.sqrt(2), alone, atol=1e-3)
+
+
+def test_an_ensemble_is_written_with_a_plus_and_resumes_by_the_same_spec():
+    assert teacher_spec("all-MiniLM-L6-v2+folder:/models/mpnet") == "minilm+/models/mpnet"
+    with pytest.raises(QsearchError, match="two or more"):
+        EnsembleTeacher([HashTeacher()])
+
+
+def test_training_with_an_ensemble_teacher_records_both_members(pairs_slice, tmp_path):
+    encoder = train(tiny_config(pairs_slice), log=lambda m: None, teacher=EnsembleTeacher([HashTeacher(), ShiftedHashTeacher()]), cache_dir=tmp_path)
+    recorded = encoder.manifest["training"]["teacher"]
+    assert recorded["name"] == "hash-bag-of-words-48+hash-bag-of-words-48-shifted" and recorded["dim"] == 96
 
 
 def test_word_rows_start_from_the_teachers_word_vectors():
