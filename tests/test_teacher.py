@@ -177,6 +177,8 @@ def test_an_ensemble_with_an_unknown_member_is_one_line_naming_it(tmp_path, pair
     result = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--teacher", f"minilm+{missing}", check=False)
     assert result.returncode == 1 and f"{missing} is not a folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    empty = run_cli("train", "--data", str(pairs_slice), "--out", str(tmp_path / "m"), "--teacher", "minilm+", check=False)
+    assert empty.returncode == 1 and "empty name beside a '+'" in empty.stderr
 
 
 def test_a_folder_that_is_not_a_sentence_transformers_model_is_refused_before_training(tmp_path):
