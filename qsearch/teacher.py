@@ -88,11 +88,6 @@ class EnsembleTeacher:
         self.members = list(members)
         self.name = "+".join(teacher_name(m) for m in self.members)
 
-    def load(self) -> None:
-        for member in self.members:
-            if callable(getattr(member, "load", None)):
-                member.load()
-
     def encode(self, texts: list[str]) -> np.ndarray:
         return combine([np.asarray(m.encode(texts), dtype=np.float32) for m in self.members])
 

@@ -61,12 +61,12 @@ class ShiftedHashTeacher(HashTeacher):
         return np.roll(super().encode(texts), 7, axis=1) + np.eye(48, dtype=np.float32)[0]
 
 
-def test_an_ensembles_cosine_is_the_mean_of_its_members_cosines(tmp_path):
+def test_an_ensembles_cosine_is_the_mean_of_its_members_cosines():
     texts = ["How old are you?", "What is your age?", "How do I learn Python quickly?"]
     members = [HashTeacher(), ShiftedHashTeacher()]
     vectors = EnsembleTeacher(members).encode(texts)
     assert vectors.shape == (3, 96) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
-    unit = [m.encode(texts) / np.linalg.norm(m.encode(texts), axis=1, keepdims=True) for m in members]
+    unit = [v / np.linalg.norm(v, axis=1, keepdims=True) for v in (m.encode(texts) for m in members)]
     assert np.allclose(vectors @ vectors.T, (unit[0] @ unit[0].T + unit[1] @ unit[1].T) / 2, atol=1e-6)
 
 
