@@ -127,24 +127,30 @@ class Observe:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        status = 500
+        status, counted = 500, False
+
+        def count() -> None:
+            nonlocal counted
+            if not counted:
+                metrics.REQUESTS.labels(_route(scope), scope.get("method", ""), str(status)).inc()
+                counted = True
 
         async def observed(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                count()  # before the answer goes out, so a scrape that follows an answer (on any worker) includes it
             await send(message)
 
         try:
             await self.app(scope, receive, observed)
         finally:
+            count()  # a request that failed before answering
             self._record(scope, status, time.perf_counter() - start)
 
     def _record(self, scope, status: int, seconds: float) -> None:
         path = scope.get("path", "")
-        route = getattr(scope.get("route"), "path", None) or ("/static" if path.startswith("/static/") else "other")
-        metrics.REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
-        metrics.LATENCY.labels(route).observe(seconds)
+        metrics.LATENCY.labels(_route(scope)).observe(seconds)
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client")
             line = {
@@ -155,6 +161,12 @@ class Observe:
             if self.log_questions and questions:
                 line["questions"] = questions
             access_log.info(json.dumps(line, ensure_ascii=False))
+
+
+def _route(scope) -> str:
+    """The route a request matched, as /metrics labels it."""
+    path = scope.get("path", "")
+    return getattr(scope.get("route"), "path", None) or ("/static" if path.startswith("/static/") else "other")
 
 
 def _key_matches(request: Request, api_key: str) -> bool:
