@@ -29,7 +29,7 @@ from common import PARAPHRASES, PARAPHRASES_DEV, PARAPHRASES_MORE, RESULTS, cold
 from qsearch import Encoder, SearchEngine, hubness, ranking
 from qsearch.encoder import set_threads
 from qsearch.data import default_questions, load_pairs, split_pairs
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_difference, roc_curve
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, known_duplicates, known_for, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_difference, roc_curve
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
 
@@ -98,8 +98,11 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     plain = np.array([[r[0] for r in row[:10]] for row in rows])
     weights = getattr(system, "search_weights", ranking.SEARCH_WEIGHTS["mean"])  # MiniLM's order: the mean pooling's weights, as before
     ranked = np.array([[r[0] for r in ranking.rank_for(q, row, 10, lexicon, weights)] for q, row in zip(qs, rows)])
-    retrieval = retrieval_metrics(ranked, [relevant[q] for q in qs])
-    retrieval_plain = retrieval_metrics(plain, [relevant[q] for q in qs])
+    labelled = pd.concat(list(parts.values()))
+    labelled = labelled[labelled["is_duplicate"] == 1]
+    known = known_for(qs, relevant, known_duplicates(labelled["question1"].tolist(), labelled["question2"].tolist(), position))
+    retrieval = retrieval_metrics(ranked, [relevant[q] for q in qs], known)
+    retrieval_plain = retrieval_metrics(plain, [relevant[q] for q in qs], known)
 
     faiss.omp_set_num_threads(1)
     sample = test["question1"].tolist()[:queries]
@@ -182,6 +185,8 @@ def main() -> None:
         ("retrieval Recall@1 (ranked as qsearch searches: hubness, shared words)", lambda r: r["retrieval"]["recall@1"], "{:.4f}", True),
         ("retrieval Recall@10 (ranked as qsearch searches)", lambda r: r["retrieval"]["recall@10"], "{:.4f}", True),
         ("retrieval MRR@10 (ranked as qsearch searches)", lambda r: r["retrieval"]["mrr@10"], "{:.4f}", True),
+        ("retrieval: a known duplicate first (any the labelled pairs make one)", lambda r: r["retrieval"]["known@1"], "{:.4f}", True),
+        ("retrieval: a known duplicate in the first ten", lambda r: r["retrieval"]["known@10"], "{:.4f}", True),
         ("retrieval Recall@1 (cosine order)", lambda r: r["retrieval_cosine_order"]["recall@1"], "{:.4f}", True),
         ("retrieval Recall@10 (cosine order)", lambda r: r["retrieval_cosine_order"]["recall@10"], "{:.4f}", True),
         ("retrieval MRR@10 (cosine order)", lambda r: r["retrieval_cosine_order"]["mrr@10"], "{:.4f}", True),

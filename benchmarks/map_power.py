@@ -32,7 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import PARAPHRASES, PARAPHRASES_DEV, PARAPHRASES_MORE, machine, save
-from ranking import recall_by_weight, searches
+from ranking import known_sets, recall_by_weight, searches
 from qsearch import Encoder, QsearchError
 from qsearch.checkpoint import config_of
 from qsearch.data import default_questions, load_pairs, split_pairs
@@ -57,7 +57,8 @@ def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict)
     for name in ("validation", "test"):
         queries, relevant, scores = searches(encoder, parts[name], corpus, vectors)
         hub, words = encoder.search_weights
-        search[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon, ((hub, words),))[f"exact {hub} {words}"]
+        known = known_sets(parts, name, queries, relevant, corpus)
+        search[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon, ((hub, words),), known)[f"exact {hub} {words}"]
     val, test = scored(encoder, parts["validation"]), scored(encoder, parts["test"])
     threshold = choose_threshold(*val)["accuracy"]
     on_test = classification_metrics(*test, threshold)
@@ -79,6 +80,7 @@ def measure(encoder: Encoder, parts: dict, corpus: list[str], paraphrases: dict)
         "test_accuracy": on_test["accuracy"],
         "test_recall@1": search["test"]["recall@1"],
         "test_recall@10": search["test"]["recall@10"],
+        **{f"{name}_known@{k}": search[name][f"known@{k}"] for name in ("validation", "test") for k in (1, 10)},
     })
     return out
 

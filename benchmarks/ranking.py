@@ -10,7 +10,9 @@ script measures Recall@1/@10 and MRR@10 of the validation and test duplicates ag
 bundled corpus (as benchmarks/compare.py does), exact search, the 20 nearest reordered, the
 bundled model unless --model says otherwise: beta with gamma = 0, then gamma with beta = 0.5.
 beta = gamma = 0 is plain cosine order. A last row replaces r(d) by a linear fit of it on d,
-which would need nothing stored. Read validation to choose; test is printed for the record.
+which would need nothing stored. known@1/@10 count any question the labelled pairs make a
+duplicate of the query as found (``qsearch.evaluate.known_duplicates``; validation reads no
+test label). Read validation to choose; test is printed for the record.
 
     python benchmarks/ranking.py
     python benchmarks/ranking.py --model models/mine
@@ -28,11 +30,12 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+import pandas as pd
 
 from common import machine, save
 from qsearch import Encoder
 from qsearch.data import default_questions, load_pairs, split_pairs
-from qsearch.evaluate import duplicate_partners, retrieval_metrics
+from qsearch.evaluate import duplicate_partners, known_duplicates, retrieval_metrics
 from qsearch.hubness import measure_vectors
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_PAIRS
@@ -64,12 +67,26 @@ def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> 
     return queries, [relevant[q] for q in queries], scores
 
 
+READ_LABELS = {"train": ("train",), "validation": ("train", "validation"), "test": ("train", "validation", "test")}
+
+
+def known_sets(parts: dict, name: str, queries: list[str], relevant: list[set[int]], corpus: list[str]) -> list[set[int]]:
+    """Each query's known duplicates among ``corpus`` (``qsearch.evaluate.known_duplicates``): its
+    partners and what the duplicate pairs of its part and the parts before it make its
+    duplicates, so that a validation measure never reads a test label."""
+    read = pd.concat([parts[p] for p in READ_LABELS[name]])
+    read = read[read["is_duplicate"] == 1]
+    known = known_duplicates(read["question1"].tolist(), read["question2"].tolist(), {t: i for i, t in enumerate(corpus)})
+    return [rel | known.get(q, set()) for q, rel in zip(queries, relevant)]
+
+
 def recall_by_weight(
     queries: list[str], corpus: list[str], relevant: list[set[int]], scores: np.ndarray, hubs: dict[str, np.ndarray], lexicon: Lexicon | None,
-    also: tuple[tuple[float, float], ...] = (),
+    also: tuple[tuple[float, float], ...] = (), known: list[set[int]] | None = None,
 ) -> dict[str, dict]:
     """Retrieval metrics for each r(d), beta and gamma, the ``REORDERED`` nearest reordered;
-    ``also``: more (beta, gamma) pairs of the exact hubness (a model's own search weights)."""
+    ``also``: more (beta, gamma) pairs of the exact hubness (a model's own search weights);
+    ``known``: each query's known duplicates (``known_sets``), for ``known@1``/``known@10``."""
     near = np.argsort(-scores, axis=1)[:, :REORDERED]
     cos = np.take_along_axis(scores, near, axis=1)
     words = np.array([overlaps(lexicon, q, [corpus[i] for i in row]) for q, row in zip(queries, near)])
@@ -80,7 +97,7 @@ def recall_by_weight(
     for kind, beta, gamma in rows:
         key = cos - beta * hubs[kind][near] + gamma * words
         ranked = np.take_along_axis(near, np.argsort(-key, axis=1)[:, :10], axis=1)
-        out[f"{kind} {beta} {gamma}"] = retrieval_metrics(ranked, relevant)
+        out[f"{kind} {beta} {gamma}"] = retrieval_metrics(ranked, relevant, known)
     return out
 
 
@@ -123,13 +140,14 @@ def main() -> None:
     results, first = {}, {}
     if encoder.lexicon is None:
         print(f"{encoder.name} has no word counts (trained before they were kept): gamma rows left out")
-    print(f"{'part':<11}{'r(d), beta, gamma':>19}{'Recall@1':>10}{'Recall@10':>11}{'MRR@10':>8}")
+    print(f"{'part':<11}{'r(d), beta, gamma':>19}{'Recall@1':>10}{'Recall@10':>11}{'MRR@10':>8}{'known@1':>9}{'known@10':>10}")
     for name in ("validation", "test"):
         queries, relevant, scores = searches(encoder, parts[name], corpus, vectors)
-        results[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon)
+        known = known_sets(parts, name, queries, relevant, corpus)
+        results[name] = recall_by_weight(queries, corpus, relevant, scores, hubs, encoder.lexicon, known=known)
         first[name] = first_results(queries, corpus, relevant, scores, hub, encoder, vectors)
         for row, m in results[name].items():
-            print(f"{name:<11}{row:>19}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}")
+            print(f"{name:<11}{row:>19}{m['recall@1']:>10.4f}{m['recall@10']:>11.4f}{m['mrr@10']:>8.4f}{m['known@1']:>9.4f}{m['known@10']:>10.4f}")
     print(f"\nfirst result of each search (threshold {encoder.threshold:.4f}; search's own reordering of the nearest {candidates(5)})")
     for name, orders in first.items():
         for order, counts in orders.items():

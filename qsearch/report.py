@@ -9,7 +9,7 @@ import numpy as np
 from qsearch.data import KIND_COLUMN, SPLITS, load_pairs, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
-from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_auc_interval, roc_curve, threshold_sweep
+from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, known_duplicates, known_for, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_auc_interval, roc_curve, threshold_sweep
 from qsearch.files import replacing
 from qsearch.paths import DEFAULT_INDEX, DEFAULT_PAIRS
 
@@ -99,20 +99,25 @@ def evaluate_retrieval(data: Path | None = None, index: Path = DEFAULT_INDEX, k:
 
     The query's own entry is left out of its results; relevant are the questions paired with
     it as duplicates in the test part. Queries whose partner is not indexed are counted apart.
+    ``known@1``/``known@10`` count any indexed question that the file's duplicate pairs, of
+    every part, make a duplicate of the query (``known_duplicates``) as found.
     """
     from qsearch.search import SearchEngine
 
-    pairs = split_pairs(load_pairs(data or DEFAULT_PAIRS).frame)["test"]
-    dups = pairs[pairs["is_duplicate"] == 1]
+    pairs = load_pairs(data or DEFAULT_PAIRS).frame
+    labelled = pairs[pairs["is_duplicate"] == 1]
+    dups = split_pairs(pairs)["test"]
+    dups = dups[dups["is_duplicate"] == 1]
     engine = SearchEngine.open(index)
-    ids = engine.ids_of([q.strip() for q in dups["question1"].tolist() + dups["question2"].tolist()])
+    ids = engine.ids_of([q.strip() for q in labelled["question1"].tolist() + labelled["question2"].tolist()])
     relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), ids)
     queries = list(relevant)
     if not queries:
         raise QsearchError(f"no test duplicate of {data or DEFAULT_PAIRS} has its partner in the index {index}")
     found = engine.search(queries, k + 1)
     ranked = np.array([[m.id for m in ms if m.id != ids.get(q)][:k] + [-1] * k for q, ms in zip(queries, found)])[:, :k]
-    result = retrieval_metrics(ranked, [relevant[q] for q in queries])
+    known = known_duplicates(labelled["question1"].tolist(), labelled["question2"].tolist(), ids)
+    result = retrieval_metrics(ranked, [relevant[q] for q in queries], known_for(queries, relevant, known))
     result.update({"index": str(index), "indexed_questions": len(engine), "skipped_not_indexed": int(len(dups) - sum(map(len, relevant.values())))})
     return result
 
@@ -149,4 +154,5 @@ def format_evaluation(r: dict) -> str:
             f"retrieval   Recall@1 {x['recall@1']:.4f}  Recall@10 {x['recall@10']:.4f}  MRR@10 {x['mrr@10']:.4f}  "
             f"({x['queries']} queries against {x['indexed_questions']} questions)"
         )
+        lines.append(f"            a known duplicate first {x['known@1']:.4f}, in the first ten {x['known@10']:.4f}  (any question the labelled pairs make a duplicate)")
     return "\n".join(lines)

@@ -210,5 +210,6 @@ def test_evaluate_retrieval_reports_recall_and_mrr(pairs_slice, tmp_path):
     assert retrieval["queries"] > 20
     assert 0 < retrieval["recall@1"] <= retrieval["recall@10"] <= 1
     assert retrieval["recall@1"] <= retrieval["mrr@10"] <= 1
+    assert retrieval["recall@1"] <= retrieval["known@1"] <= retrieval["known@10"] <= 1
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, metrics_by_kind, nearest, retrieval_metrics, roc_auc, roc_auc_covariance, roc_auc_difference, roc_auc_interval
+from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_retrieval, known_duplicates, known_for, metrics_by_kind, nearest, retrieval_metrics, roc_auc, roc_auc_covariance, roc_auc_difference, roc_auc_interval
 
 
 def test_metrics_on_a_hand_checked_example():
@@ -83,6 +83,21 @@ def test_retrieval_metrics():
     assert abs(m["mrr@10"] - (1 + 1 / 3) / 3) < 1e-9
 
 
+def test_a_known_duplicate_first_counts_for_known_at_1_but_not_for_recall_at_1():
+    ranked = np.array([[7, 5, 2], [3, 4, 9]])
+    m = retrieval_metrics(ranked, [{5}, {9}], known=[{5, 7}, {9}])
+    assert m["recall@1"] == 0 and m["known@1"] == 1 / 2 and m["known@10"] == 1
+
+
+def test_known_duplicates_follow_the_labelled_pairs_through_each_other_and_leave_the_question_out():
+    ids = {"a": 0, "b": 1, "c": 2, "d": 3}
+    known = known_duplicates(["a ", "b", "d", "e"], ["b", "c", "d", "f"], ids)
+    assert known["a"] == {1, 2} and known["c"] == {0, 1}
+    assert "d" not in known  # a question paired with itself says nothing
+    assert known["e"] == set()  # neither question of that pair is indexed
+    assert known_for(["a"], {"a": {1}}, known) == [{1, 2}]
+
+
 def test_cluster_threshold_is_the_lowest_with_precision_0_8():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 2000)
@@ -111,6 +126,17 @@ def test_duplicate_retrieval_searches_the_pool_and_leaves_the_query_itself_out()
     # rice and sun find their partners first; "capital of peru" finds the pool's Peru question
     # (three shared words) before its partner (two), which is still in the top 2
     assert found["recall@1"] == 2 / 3 and found["recall@10"] == 1.0
+
+
+def test_duplicate_retrieval_counts_a_duplicate_labelled_in_another_pair_as_known():
+    pool = ["how do i cook rice at home"]
+    first, second = ["how to cook rice at home"], ["rice cooking tips"]
+    labelled = (first + ["how do i cook rice at home"], second + ["rice cooking tips"])
+    found = duplicate_retrieval(UnitBagOfWords(), pool, first, second, k=2, labelled=labelled)
+    # the pool's rice question shares the most words and comes first: not the labelled partner,
+    # but another pair makes it a duplicate of the partner, so of the query
+    assert found["recall@1"] == 0 and found["known@1"] == 1
+    assert "known@1" not in duplicate_retrieval(UnitBagOfWords(), pool, first, second, k=2)
 
 
 def test_duplicate_retrieval_ignores_pairs_of_a_question_with_itself():

@@ -185,6 +185,18 @@ def test_cli_build_query_add_json(tmp_path):
     assert "Which moon of Jupiter has the thickest ice?" in found.stdout
 
 
+def test_a_query_loads_neither_torch_nor_the_teacher_nor_pandas(engine, tmp_path):
+    # a cold `qsearch query` pays for every import: pandas alone is a third of a second
+    run = (
+        "import sys; from qsearch.cli import main; sys.argv = ['qsearch', 'query', 'How old are you?', '--index', sys.argv[1]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", run, str(tmp_path / "idx")], capture_output=True, text=True, timeout=120, check=True)
+    assert "How old are you?" in out.stdout
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
 def test_cli_counts_one_indexed_question_in_the_singular(tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text("How old are you?\nHow old are you?\n")
