@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from qsearch import checkpoint as ckpt
@@ -232,12 +233,19 @@ def _distill_batches(data: _Data, config: TrainConfig, rng: np.random.Generator)
 
 def _validate(encoder: Encoder, data: _Data) -> dict[str, float]:
     """Validation ROC-AUC of the pairs, and Recall@1/@10 of their duplicates searched among
-    every training and corpus question (what a search user feels; never a test question)."""
+    every training and corpus question (what a search user feels; never a test question), and
+    how often a known duplicate comes first (one the train and validation pairs make a
+    duplicate of the query, partner or not: ``qsearch.evaluate.known_duplicates``)."""
     val = data.parts["validation"]
     dups = val[val["is_duplicate"] == 1]
-    found = duplicate_retrieval(encoder, data.questions, dups["question1"].tolist(), dups["question2"].tolist())
+    labelled = pd.concat([data.parts["train"], val])
+    labelled = labelled[labelled["is_duplicate"] == 1]
+    found = duplicate_retrieval(
+        encoder, data.questions, dups["question1"].tolist(), dups["question2"].tolist(),
+        labelled=(labelled["question1"].tolist(), labelled["question2"].tolist()),
+    )
     auc = roc_auc(pair_scores(encoder, val["question1"].tolist(), val["question2"].tolist()), val["is_duplicate"].to_numpy())
-    return {"roc_auc": auc, "recall@1": found["recall@1"], "recall@10": found["recall@10"]}
+    return {"roc_auc": auc, "recall@1": found["recall@1"], "recall@10": found["recall@10"], "known@1": found["known@1"]}
 
 
 def _schedule(optimizer, total: int):
@@ -501,7 +509,7 @@ def train(
             scores = _validate(encoder, data)
             log(
                 f"{stage} epoch {epoch}: loss {np.mean(losses):.4f}  validation ROC-AUC {scores['roc_auc']:.4f}  "
-                f"Recall@1 {scores['recall@1']:.4f}  Recall@10 {scores['recall@10']:.4f}  ({time.perf_counter() - started:.0f}s)"
+                f"Recall@1 {scores['recall@1']:.4f}  Recall@10 {scores['recall@10']:.4f}  known@1 {scores['known@1']:.4f}  ({time.perf_counter() - started:.0f}s)"
             )
             state.history.append({"stage": stage, "epoch": epoch, "loss": float(np.mean(losses)), **{f"validation_{k}": v for k, v in scores.items()}})
             state.stage, state.epoch = stage, epoch

@@ -26,6 +26,16 @@ def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     assert manifest["lexicon"]["file"] == "document_frequency.npy" and manifest["lexicon"]["documents"] > 0
 
 
+def test_each_epoch_logs_and_records_how_often_a_known_duplicate_comes_first(pairs_slice, tmp_path):
+    out = tmp_path / "model"
+    result = run_cli("train", "--data", str(pairs_slice), "--out", str(out), "--epochs", "1", "--dim", "16", "--embed-dim", "16", "--batch-size", "64", "--teacher", "none", "--threads", "1")
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("train epoch 1: loss")]
+    assert "  known@1 " in line
+    [epoch] = json.loads((out / "model.json").read_text())["training"]["history"]
+    # a labelled partner first is a known duplicate first, never the other way round
+    assert 0 < epoch["validation_recall@1"] <= epoch["validation_known@1"] <= 1
+
+
 def test_same_seed_gives_the_same_model(pairs_slice, tmp_path):
     from qsearch.config import ModelConfig, TrainConfig
     from qsearch.train import train
