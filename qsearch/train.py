@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -229,6 +230,22 @@ def _distill_batches(data: _Data, config: TrainConfig, rng: np.random.Generator)
         batches += [run[i : i + size] for i in range(0, len(run), size)]
     for n in rng.permutation(len(batches)):
         yield _distill_batch(data, config, rng, batches[n])
+
+
+RECORDED_PACKAGES = ("qsearch", "torch", "numpy", "sentence-transformers", "transformers")
+
+
+def package_versions() -> dict[str, str]:
+    """The installed version of each package that a trained model's last digits depend on (those
+    of ``RECORDED_PACKAGES`` that are installed), for its manifest: two runs of one recipe and
+    seed that end a little apart can then be told apart by what was installed."""
+    found = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def _validate(encoder: Encoder, data: _Data) -> dict[str, float]:
@@ -544,6 +561,7 @@ def train(
         "best_epoch": state.best_epoch,
         "epochs_run": sum(1 for h in state.history if h["stage"] == "train"),
         "training_seconds": round(time.perf_counter() - started, 1),
+        "packages": package_versions(),
         "history": state.history,
     }
     return Encoder(manifest, vocab, weights, lexicon)

@@ -19,6 +19,9 @@ def test_train_cli_writes_a_model_folder_with_a_manifest(pairs_slice, tmp_path):
     assert manifest["model"]["pooling"] == "mean" and Encoder.load(out).pooling == "mean"
     assert manifest["training"]["teacher"]["name"] is None
     assert manifest["training"]["threads"] == 1
+    import torch
+
+    assert manifest["training"]["packages"]["torch"] == torch.__version__ and manifest["training"]["packages"]["numpy"] == np.__version__
     assert manifest["training"]["data_file"] == "pairs.csv" and len(manifest["training"]["data_sha256"]) == 64
     assert {"validation", "test"} <= set(manifest["metrics"])
     assert manifest["threshold"] == manifest["metrics"]["validation"]["threshold"]
