@@ -28,7 +28,7 @@ import pandas as pd
 from common import PARAPHRASES, PARAPHRASES_DEV, PARAPHRASES_MORE, RESULTS, cold_command, machine, percentiles, save
 from qsearch import Encoder, SearchEngine, hubness, ranking
 from qsearch.encoder import set_threads
-from qsearch.data import default_questions, load_pairs, split_pairs
+from qsearch.data import default_questions, load_pairs, readable_duplicates, split_pairs
 from qsearch.evaluate import choose_threshold, classification_metrics, duplicate_partners, known_duplicates, known_for, metrics_by_kind, retrieval_metrics, roc_auc, roc_auc_difference, roc_curve
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_MODEL, DEFAULT_PAIRS
@@ -98,9 +98,7 @@ def measure(system, name: str, parts: dict, corpus: list[str], queries: int, wor
     plain = np.array([[r[0] for r in row[:10]] for row in rows])
     weights = getattr(system, "search_weights", ranking.SEARCH_WEIGHTS["mean"])  # MiniLM's order: the mean pooling's weights, as before
     ranked = np.array([[r[0] for r in ranking.rank_for(q, row, 10, lexicon, weights)] for q, row in zip(qs, rows)])
-    labelled = pd.concat(list(parts.values()))
-    labelled = labelled[labelled["is_duplicate"] == 1]
-    known = known_for(qs, relevant, known_duplicates(labelled["question1"].tolist(), labelled["question2"].tolist(), position))
+    known = known_for(qs, relevant, known_duplicates(*readable_duplicates(parts, "test"), position))
     retrieval = retrieval_metrics(ranked, [relevant[q] for q in qs], known)
     retrieval_plain = retrieval_metrics(plain, [relevant[q] for q in qs], known)
 

@@ -30,12 +30,11 @@ os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-import pandas as pd
 
 from common import machine, save
 from qsearch import Encoder
-from qsearch.data import default_questions, load_pairs, split_pairs
-from qsearch.evaluate import duplicate_partners, known_duplicates, retrieval_metrics
+from qsearch.data import default_questions, load_pairs, readable_duplicates, split_pairs
+from qsearch.evaluate import duplicate_partners, known_duplicates, known_for, retrieval_metrics
 from qsearch.hubness import measure_vectors
 from qsearch.lexical import Lexicon
 from qsearch.paths import DEFAULT_PAIRS
@@ -67,17 +66,12 @@ def searches(encoder: Encoder, part, corpus: list[str], vectors: np.ndarray) -> 
     return queries, [relevant[q] for q in queries], scores
 
 
-READ_LABELS = {"train": ("train",), "validation": ("train", "validation"), "test": ("train", "validation", "test")}
-
-
 def known_sets(parts: dict, name: str, queries: list[str], relevant: list[set[int]], corpus: list[str]) -> list[set[int]]:
-    """Each query's known duplicates among ``corpus`` (``qsearch.evaluate.known_duplicates``): its
-    partners and what the duplicate pairs of its part and the parts before it make its
-    duplicates, so that a validation measure never reads a test label."""
-    read = pd.concat([parts[p] for p in READ_LABELS[name]])
-    read = read[read["is_duplicate"] == 1]
-    known = known_duplicates(read["question1"].tolist(), read["question2"].tolist(), {t: i for i, t in enumerate(corpus)})
-    return [rel | known.get(q, set()) for q, rel in zip(queries, relevant)]
+    """Each query's known duplicates among ``corpus`` (``qsearch.evaluate.known_for``): its
+    partners and what the duplicate pairs it may read (``readable_duplicates``: never a test
+    label for validation) make its duplicates."""
+    known = known_duplicates(*readable_duplicates(parts, name), {t: i for i, t in enumerate(corpus)})
+    return known_for(queries, dict(zip(queries, relevant)), known)
 
 
 def recall_by_weight(

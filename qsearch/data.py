@@ -134,6 +134,15 @@ def split_pairs(pairs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {name: pairs[parts == name].reset_index(drop=True) for name in SPLITS}
 
 
+def readable_duplicates(parts: dict[str, pd.DataFrame], part: str) -> tuple[list[str], list[str]]:
+    """The first and second questions of the duplicate pairs whose labels a measure of ``part``
+    may read: those of ``part`` and of the parts before it in ``SPLITS``, so that a validation
+    measure (which chooses models) never reads a test label."""
+    read = pd.concat([parts[p] for p in SPLITS[: SPLITS.index(part) + 1]])
+    read = read[read["is_duplicate"] == 1]
+    return read["question1"].tolist(), read["question2"].tolist()
+
+
 def duplicate_components(q1: list[str], q2: list[str]) -> dict[str, int]:
     """Connected components of the 'is a duplicate of' graph: question text -> component id."""
     parent: dict[str, str] = {}

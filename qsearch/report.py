@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsearch.data import KIND_COLUMN, SPLITS, load_pairs, split_pairs
+from qsearch.data import KIND_COLUMN, SPLITS, load_pairs, readable_duplicates, split_pairs
 from qsearch.encoder import Encoder
 from qsearch.errors import QsearchError
 from qsearch.evaluate import classification_metrics, duplicate_partners, format_auc, known_duplicates, known_for, metrics_by_kind, pair_scores, retrieval_metrics, roc_auc, roc_auc_interval, roc_curve, threshold_sweep
@@ -104,19 +104,18 @@ def evaluate_retrieval(data: Path | None = None, index: Path = DEFAULT_INDEX, k:
     """
     from qsearch.search import SearchEngine
 
-    pairs = load_pairs(data or DEFAULT_PAIRS).frame
-    labelled = pairs[pairs["is_duplicate"] == 1]
-    dups = split_pairs(pairs)["test"]
-    dups = dups[dups["is_duplicate"] == 1]
+    parts = split_pairs(load_pairs(data or DEFAULT_PAIRS).frame)
+    dups = parts["test"][parts["test"]["is_duplicate"] == 1]
+    labelled = readable_duplicates(parts, "test")  # every part's
     engine = SearchEngine.open(index)
-    ids = engine.ids_of([q.strip() for q in labelled["question1"].tolist() + labelled["question2"].tolist()])
+    ids = engine.ids_of([q.strip() for q in labelled[0] + labelled[1]])
     relevant = duplicate_partners(dups["question1"].tolist(), dups["question2"].tolist(), ids)
     queries = list(relevant)
     if not queries:
         raise QsearchError(f"no test duplicate of {data or DEFAULT_PAIRS} has its partner in the index {index}")
     found = engine.search(queries, k + 1)
     ranked = np.array([[m.id for m in ms if m.id != ids.get(q)][:k] + [-1] * k for q, ms in zip(queries, found)])[:, :k]
-    known = known_duplicates(labelled["question1"].tolist(), labelled["question2"].tolist(), ids)
+    known = known_duplicates(*labelled, ids)
     result = retrieval_metrics(ranked, [relevant[q] for q in queries], known_for(queries, relevant, known))
     result.update({"index": str(index), "indexed_questions": len(engine), "skipped_not_indexed": int(len(dups) - sum(map(len, relevant.values())))})
     return result

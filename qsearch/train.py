@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import math
 import time
-from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from qsearch import checkpoint as ckpt
 from qsearch.alignment import OUTPUT_WEIGHT, fit_output_map
 from qsearch.augment import augment, teacher_copies, word_neighbours
 from qsearch.config import DISTILL_KINDS, MAX_NEIGHBOURS, SELECT_BY, ModelConfig, TrainConfig
-from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, split_pairs, transitive_pairs
+from qsearch.data import SPLIT_RULE, check_file, duplicate_components, load_pairs, load_questions, readable_duplicates, split_pairs, transitive_pairs
 from qsearch.detail import detail_copies
 from qsearch.encoder import MODEL_FORMAT_VERSION, Encoder, from_stored, stored
 from qsearch.errors import QsearchError, disk_full
@@ -255,11 +254,8 @@ def _validate(encoder: Encoder, data: _Data) -> dict[str, float]:
     duplicate of the query, partner or not: ``qsearch.evaluate.known_duplicates``)."""
     val = data.parts["validation"]
     dups = val[val["is_duplicate"] == 1]
-    labelled = pd.concat([data.parts["train"], val])
-    labelled = labelled[labelled["is_duplicate"] == 1]
     found = duplicate_retrieval(
-        encoder, data.questions, dups["question1"].tolist(), dups["question2"].tolist(),
-        labelled=(labelled["question1"].tolist(), labelled["question2"].tolist()),
+        encoder, data.questions, dups["question1"].tolist(), dups["question2"].tolist(), labelled=readable_duplicates(data.parts, "validation")
     )
     auc = roc_auc(pair_scores(encoder, val["question1"].tolist(), val["question2"].tolist()), val["is_duplicate"].to_numpy())
     return {"roc_auc": auc, "recall@1": found["recall@1"], "recall@10": found["recall@10"], "known@1": found["known@1"]}

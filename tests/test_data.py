@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from qsearch.data import load_pairs, load_questions, split_of, split_pairs, transitive_pairs
+from qsearch.data import SPLITS, load_pairs, load_questions, readable_duplicates, split_of, split_pairs, transitive_pairs
 from qsearch.errors import QsearchError
 from conftest import run_cli, write_gz
 
@@ -100,3 +100,12 @@ def test_questions_load_from_column_or_plain_text(tmp_path):
     assert load_questions(tmp_path / "q.txt") == ["How old are you?", "What is love?"]
     with pytest.raises(QsearchError, match="no column 'text'"):
         load_questions(tmp_path / "q.tsv", "text")
+
+
+def test_a_validation_measure_reads_the_train_and_validation_labels_and_never_a_test_one():
+    parts = {
+        name: pd.DataFrame({"question1": [f"{name} a", f"{name} b"], "question2": [f"{name} c", f"{name} d"], "is_duplicate": [1, 0]})
+        for name in SPLITS
+    }
+    assert readable_duplicates(parts, "validation") == (["train a", "validation a"], ["train c", "validation c"])
+    assert readable_duplicates(parts, "test")[0] == ["train a", "validation a", "test a"]
